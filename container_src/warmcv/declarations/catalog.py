@@ -1,0 +1,128 @@
+"""Every hyperparameter warmcv accepts, declared once.
+
+LightGBM tunables carry a default tuning range chosen from LightGBM's own parameter-tuning guide;
+control hyperparameters steer the modes. The container, the SageMaker launcher and the local tuner
+all read this table; nothing else in the code base lists hyperparameter names or ranges.
+"""
+
+from __future__ import annotations
+
+from warmcv.declarations.metrics import SCORING_METRICS
+from warmcv.declarations.types import (
+    ALL_FOLDS,
+    BooleanHyperparameter,
+    CategoricalHyperparameter,
+    ContinuousHyperparameter,
+    FoldHyperparameter,
+    Hyperparameter,
+    IntegerHyperparameter,
+    Interval,
+    TuningRange,
+)
+
+# The SageMaker limit on one job's KeepAlivePeriodInSeconds (botocore's model says 21600 but the service
+# rejects more than 3600, and botocore only validates the minimum).
+MAX_KEEP_ALIVE_SECONDS = 3600
+
+LIGHTGBM_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
+    IntegerHyperparameter(
+        name="num_leaves", help="maximum leaves per tree; the main lever on model complexity",
+        default=31, valid=Interval(2, 131072), tuning=TuningRange(8, 256, "Logarithmic"), lightgbm=True),
+    ContinuousHyperparameter(
+        name="learning_rate", help="shrinkage applied to each tree",
+        default=0.1, valid=Interval(0, 1, low_open=True), tuning=TuningRange(0.005, 0.3, "Logarithmic"),
+        lightgbm=True),
+    IntegerHyperparameter(
+        name="min_data_in_leaf", help="minimum rows in a leaf; guards against overfitting small leaves",
+        default=20, valid=Interval(0, None), tuning=TuningRange(5, 200, "Logarithmic"), lightgbm=True),
+    ContinuousHyperparameter(
+        name="feature_fraction", help="share of features sampled for each tree",
+        default=1.0, valid=Interval(0, 1, low_open=True), tuning=TuningRange(0.4, 1.0, "Linear"), lightgbm=True),
+    ContinuousHyperparameter(
+        name="bagging_fraction", help="share of rows sampled every bagging_freq iterations",
+        default=1.0, valid=Interval(0, 1, low_open=True), tuning=TuningRange(0.4, 1.0, "Linear"), lightgbm=True),
+    IntegerHyperparameter(
+        name="bagging_freq", help="resample rows every this many iterations (0: no bagging)",
+        default=0, valid=Interval(0, None), tuning=TuningRange(0, 10, "Linear"), lightgbm=True),
+    ContinuousHyperparameter(
+        name="lambda_l1", help="L1 regularisation of leaf values",
+        default=0.0, valid=Interval(0, None), tuning=TuningRange(1e-8, 10.0, "Logarithmic"), lightgbm=True),
+    ContinuousHyperparameter(
+        name="lambda_l2", help="L2 regularisation of leaf values",
+        default=0.0, valid=Interval(0, None), tuning=TuningRange(1e-8, 10.0, "Logarithmic"), lightgbm=True),
+    IntegerHyperparameter(
+        name="max_depth", help="maximum tree depth (-1: unlimited, num_leaves decides)",
+        default=-1, valid=Interval(-1, None), tuning=TuningRange(3, 12, "Linear"), lightgbm=True),
+    ContinuousHyperparameter(
+        name="min_gain_to_split", help="minimum loss reduction to make a split",
+        default=0.0, valid=Interval(0, None), tuning=TuningRange(0.0, 1.0, "Linear"), lightgbm=True),
+    IntegerHyperparameter(
+        name="max_bin", help="maximum histogram bins per feature; changing it rebuilds the binned data",
+        default=255, valid=Interval(2, 65535), tuning=TuningRange(63, 511, "Logarithmic"), lightgbm=True,
+        dataset_level=True),
+    IntegerHyperparameter(
+        name="num_boost_round", help="boosting iterations (the upper bound when early stopping is on)",
+        default=100, valid=Interval(1, 100000), tuning=TuningRange(50, 2000, "Logarithmic")),
+    IntegerHyperparameter(
+        name="early_stopping_rounds",
+        help="stop a fold when its validation metric has not improved for this many rounds (0: off)",
+        default=0, valid=Interval(0, 100000), tuning=None),
+)
+
+CONTROL_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
+    CategoricalHyperparameter(
+        name="mode", help="coordinator: cross-validate over all folds; worker: train one fold or the full set",
+        default="worker", choices=("coordinator", "worker")),
+    FoldHyperparameter(
+        name="fold", help="worker only: the fold to hold out, or 'all' to train on the full prepared set",
+        default=ALL_FOLDS),
+    IntegerHyperparameter(
+        name="n_folds", help="number of folds; 0 takes it from the prepared data, any other value must match it",
+        default=0, valid=Interval(0, 100)),
+    CategoricalHyperparameter(
+        name="objective",
+        help="LightGBM objective; auto picks binary, multiclass or regression from the prepared data's task",
+        default="auto",
+        choices=("auto", "binary", "multiclass", "regression", "regression_l1", "huber", "poisson")),
+    CategoricalHyperparameter(
+        name="metric", help="the score to report and optimise; auto: auc (binary), logloss (multiclass), rmse",
+        default="auto", choices=("auto", *SCORING_METRICS)),
+    IntegerHyperparameter(
+        name="seed", help="seed of LightGBM's sampling (bagging, feature fraction)",
+        default=0, valid=Interval(0, 2**31 - 1)),
+    IntegerHyperparameter(
+        name="num_threads", help="LightGBM threads per fold (0: all cores, shared fairly between parallel folds)",
+        default=0, valid=Interval(0, 1024)),
+    CategoricalHyperparameter(
+        name="fold_runner",
+        help="where the coordinator trains its folds: sagemaker (one job per fold, warm pools), "
+             "local (warm worker processes on this machine), auto (sagemaker inside a SageMaker job)",
+        default="auto", choices=("auto", "local", "sagemaker")),
+    IntegerHyperparameter(
+        name="keep_alive_seconds",
+        help="warm-pool keep-alive of each fold job in seconds (SageMaker allows 0..3600)",
+        default=600, valid=Interval(0, MAX_KEEP_ALIVE_SECONDS)),
+    BooleanHyperparameter(
+        name="coordinator_trains_fold",
+        help="the coordinator trains fold 0 itself instead of launching a job for it (K instances, not K+1)",
+        default=False),
+)
+
+HYPERPARAMETERS: dict[str, Hyperparameter] = {
+    hp.name: hp for hp in (*LIGHTGBM_HYPERPARAMETERS, *CONTROL_HYPERPARAMETERS)
+}
+
+TUNABLE: tuple[str, ...] = tuple(
+    hp.name for hp in HYPERPARAMETERS.values() if getattr(hp, "tunable", False)
+)
+
+# Passed to LightGBM under their own names.
+LIGHTGBM_PARAMETER_NAMES: tuple[str, ...] = tuple(hp.name for hp in HYPERPARAMETERS.values() if hp.lightgbm)
+
+# Changing any of these changes the binned LightGBM Dataset, so a cached Dataset is rebuilt.
+DATASET_LEVEL: tuple[str, ...] = tuple(hp.name for hp in HYPERPARAMETERS.values() if hp.dataset_level)
+
+# Keys SageMaker or its SDK add to hyperparameters.json that are not ours to validate.
+def is_platform_key(key: str) -> bool:
+    """SageMaker's SDK adds `sagemaker_*` keys and the tuner adds `_tuning_objective_metric`."""
+    return key.startswith("sagemaker_") or key == "_tuning_objective_metric"

@@ -1,0 +1,265 @@
+"""Typed hyperparameter declarations that both validate the container's string inputs and emit tuner ranges.
+
+One object per hyperparameter carries everything every consumer needs: the container parses and
+range-checks the strings SageMaker hands it, the SageMaker launcher turns the default tuning range
+into `ParameterRanges`, and the local tuner turns it into an Optuna distribution. Keeping this in one
+place is what stops a range or a type from drifting between the tuner and the code that trains.
+(Same idea as `sagemaker_algorithm_toolkit` in aws/sagemaker-xgboost-container.)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Scaling = Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"]
+
+
+class HyperparameterValueError(ValueError):
+    """One hyperparameter's value is wrong; the message names the value and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A closed, open or half-open interval; `None` means unbounded on that side."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
+            return False
+        return True
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is not None:
+            left = "(" if self.low_open else "["
+            right = ")" if self.high_open else "]"
+            return f"{left}{_num(self.low)}, {_num(self.high)}{right}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {_num(self.low)}"
+        if self.high is not None:
+            return f"{'<' if self.high_open else '<='} {_num(self.high)}"
+        return "any value"
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(float(value))
+
+
+@dataclass(frozen=True)
+class TuningRange:
+    """The default search range of a tunable hyperparameter (overridable by the launcher or CLI)."""
+
+    low: float
+    high: float
+    scaling: Scaling = "Auto"
+
+    @property
+    def log(self) -> bool:
+        return self.scaling == "Logarithmic"
+
+
+def _unquote(raw: str) -> str:
+    """Undo JSON quoting: the SDK and the toolkit sometimes send `"\\"binary\\""` for `binary`."""
+    text = raw.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        try:
+            decoded = json.loads(text)
+        except json.JSONDecodeError:
+            return text
+        if isinstance(decoded, str):
+            return decoded.strip()
+    return text
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hyperparameter(ABC):
+    """Base declaration. `lightgbm=True` means the value is passed to LightGBM under `name`."""
+
+    name: str
+    help: str
+    default: Any
+    lightgbm: bool = False
+    dataset_level: bool = False  # changes how LightGBM bins the data: a cached Dataset must be rebuilt
+
+    @abstractmethod
+    def parse(self, raw: Any) -> Any:
+        """Typed value from a string (as in hyperparameters.json) or an already typed value."""
+
+    @abstractmethod
+    def allowed(self) -> str:
+        """What values are allowed, for error messages and help text."""
+
+    def format(self, value: Any) -> str:
+        """The string form SageMaker hyperparameters need; `parse(format(v)) == v`."""
+        return str(value)
+
+    def _fail(self, raw: Any, problem: str) -> HyperparameterValueError:
+        return HyperparameterValueError(
+            f"hyperparameter {self.name}={raw!r}: {problem} (allowed: {self.allowed()})"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class NumericHyperparameter(Hyperparameter):
+    valid: Interval = Interval()
+    tuning: TuningRange | None = None
+
+    @property
+    def tunable(self) -> bool:
+        return self.tuning is not None
+
+    def _check_range(self, raw: Any, value: float) -> None:
+        if value not in self.valid:
+            raise self._fail(raw, "out of range")
+
+    def check_tuning_range(self, tuning: TuningRange) -> None:
+        """A tuning range must lie inside the valid range, and log scaling needs a positive low end."""
+        for end in (tuning.low, tuning.high):
+            if end not in self.valid:
+                raise HyperparameterValueError(
+                    f"tuning range of {self.name} [{_num(tuning.low)}, {_num(tuning.high)}] leaves the "
+                    f"valid range {self.valid}"
+                )
+        if tuning.low >= tuning.high:
+            raise HyperparameterValueError(
+                f"tuning range of {self.name}: low {_num(tuning.low)} must be below high {_num(tuning.high)}"
+            )
+        if tuning.scaling in ("Logarithmic", "ReverseLogarithmic") and tuning.low <= 0:
+            raise HyperparameterValueError(
+                f"tuning range of {self.name}: {tuning.scaling} scaling needs a low end above 0, "
+                f"got {_num(tuning.low)}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntegerHyperparameter(NumericHyperparameter):
+    def parse(self, raw: Any) -> int:
+        if isinstance(raw, bool):
+            raise self._fail(raw, "is a boolean, not an integer")
+        if isinstance(raw, int):
+            value = raw
+        elif isinstance(raw, float):
+            if not raw.is_integer():
+                raise self._fail(raw, "is not an integer")
+            value = int(raw)
+        else:
+            text = _unquote(str(raw))
+            try:
+                value = int(text)
+            except ValueError:
+                try:
+                    as_float = float(text)
+                except ValueError:
+                    raise self._fail(raw, "is not an integer") from None
+                if not math.isfinite(as_float) or not as_float.is_integer():
+                    raise self._fail(raw, "is not an integer") from None
+                value = int(as_float)
+        self._check_range(raw, value)
+        return value
+
+    def allowed(self) -> str:
+        return f"an integer in {self.valid}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContinuousHyperparameter(NumericHyperparameter):
+    def parse(self, raw: Any) -> float:
+        if isinstance(raw, bool):
+            raise self._fail(raw, "is a boolean, not a number")
+        if isinstance(raw, (int, float)):
+            value = float(raw)
+        else:
+            try:
+                value = float(_unquote(str(raw)))
+            except ValueError:
+                raise self._fail(raw, "is not a number") from None
+        if not math.isfinite(value):
+            raise self._fail(raw, "is not a finite number")
+        self._check_range(raw, value)
+        return value
+
+    def format(self, value: Any) -> str:
+        return repr(float(value))
+
+    def allowed(self) -> str:
+        return f"a number in {self.valid}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CategoricalHyperparameter(Hyperparameter):
+    choices: tuple[str, ...]
+    tuning_choices: tuple[str, ...] | None = None
+
+    @property
+    def tunable(self) -> bool:
+        return self.tuning_choices is not None
+
+    def parse(self, raw: Any) -> str:
+        text = _unquote(str(raw))
+        for choice in self.choices:
+            if text.lower() == choice.lower():
+                return choice
+        raise self._fail(raw, "is not one of the choices")
+
+    def allowed(self) -> str:
+        return "one of " + ", ".join(self.choices)
+
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class BooleanHyperparameter(Hyperparameter):
+    tunable = False
+
+    def parse(self, raw: Any) -> bool:
+        if isinstance(raw, bool):
+            return raw
+        text = _unquote(str(raw)).lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise self._fail(raw, "is not a boolean")
+
+    def format(self, value: Any) -> str:
+        return "true" if value else "false"
+
+    def allowed(self) -> str:
+        return "true or false"
+
+
+ALL_FOLDS = "all"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FoldHyperparameter(Hyperparameter):
+    """`all` (train on the full prepared set) or a fold index; the upper bound comes from the data."""
+
+    tunable = False
+
+    def parse(self, raw: Any) -> int | str:
+        if isinstance(raw, str) and _unquote(raw).lower() == ALL_FOLDS:
+            return ALL_FOLDS
+        if isinstance(raw, bool):
+            raise self._fail(raw, "is a boolean")
+        try:
+            value = int(_unquote(str(raw)))
+        except ValueError:
+            raise self._fail(raw, "is neither 'all' nor a fold index") from None
+        if value < 0:
+            raise self._fail(raw, "is negative")
+        return value
+
+    def allowed(self) -> str:
+        return "'all' or a fold index 0..k-1"

@@ -1,0 +1,29 @@
+"""The few exception types that decide how a failure is reported.
+
+The distinction matters at the edges: a `UserInputError` reaches the SageMaker failure file (and the
+job's FailureReason) as its plain message, because the user can fix it; anything else is our bug and
+is reported with a traceback.
+"""
+
+from __future__ import annotations
+
+
+class WarmcvError(Exception):
+    """Base class of every error warmcv raises on purpose."""
+
+
+class UserInputError(WarmcvError):
+    """The input (data, hyperparameters, files, columns) is wrong; the message says what and how to fix it."""
+
+
+class StopRequested(WarmcvError):
+    """The process was asked to stop (SIGTERM from SageMaker or the user, Ctrl-C) and has cleaned up."""
+
+
+class FoldFailed(WarmcvError):
+    """A fold could not be trained; the message carries the fold's own failure reason."""
+
+    def __init__(self, fold: int, reason: str):
+        super().__init__(f"fold {fold} failed: {reason}")
+        self.fold = fold
+        self.reason = reason

@@ -1,0 +1,83 @@
+"""From validated hyperparameters and the prepared data's task to the exact LightGBM parameters."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from warmcv.data.manifest import Manifest
+from warmcv.declarations import DATASET_LEVEL, DEFAULT_METRIC, SCORING_METRICS, ScoringMetric
+from warmcv.declarations.catalog import LIGHTGBM_PARAMETER_NAMES
+from warmcv.errors import UserInputError
+
+OBJECTIVE_FOR_TASK = {"binary": "binary", "multiclass": "multiclass", "regression": "regression"}
+OBJECTIVES_BY_TASK = {
+    "binary": {"binary"},
+    "multiclass": {"multiclass"},
+    "regression": {"regression", "regression_l1", "huber", "poisson"},
+}
+
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    task: str
+    objective: str
+    metric: ScoringMetric
+    params: dict[str, Any]  # what lgb.train gets
+    num_boost_round: int
+    early_stopping_rounds: int
+
+    @property
+    def dataset_key(self) -> tuple:
+        """Everything that shapes the binned Dataset: equal keys may share one constructed Dataset."""
+        return tuple((name, self.params[name]) for name in (*DATASET_LEVEL, "seed"))
+
+    @property
+    def dataset_params(self) -> dict[str, Any]:
+        return {name: value for name, value in self.dataset_key} | {"verbosity": -1, "feature_pre_filter": False}
+
+
+def resolve_metric(name: str, task: str) -> ScoringMetric:
+    metric = SCORING_METRICS[DEFAULT_METRIC[task] if name == "auto" else name]
+    if task not in metric.tasks:
+        fitting = [m.name for m in SCORING_METRICS.values() if task in m.tasks]
+        raise UserInputError(
+            f"hyperparameter metric={metric.name!r} does not apply to a {task} task; choose one of {', '.join(fitting)}"
+        )
+    return metric
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def training_setup(hps: Mapping[str, Any], manifest: Manifest, num_threads: int | None = None) -> TrainingSetup:
+    """LightGBM parameters for this task. `num_threads` (from the runner) wins over the hyperparameter.
+
+    `deterministic` and a fixed thread count make a fold's score reproducible; `feature_pre_filter`
+    is off so a cached Dataset stays valid when min_data_in_leaf changes between trials.
+    """
+    task = manifest.task
+    objective = OBJECTIVE_FOR_TASK[task] if hps["objective"] == "auto" else hps["objective"]
+    if objective not in OBJECTIVES_BY_TASK[task]:
+        raise UserInputError(
+            f"hyperparameter objective={objective!r} does not fit the prepared data's task {task}; "
+            f"use auto or one of {', '.join(sorted(OBJECTIVES_BY_TASK[task]))}"
+        )
+    metric = resolve_metric(hps["metric"], task)
+    threads = num_threads or hps["num_threads"] or default_threads()
+    params: dict[str, Any] = {
+        "objective": objective,
+        "metric": metric.lightgbm_metric[task],
+        "seed": hps["seed"],
+        "num_threads": threads,
+        "deterministic": True,
+        "verbosity": -1,
+        "feature_pre_filter": False,
+    }
+    params.update({k: v for k, v in hps.items() if k in LIGHTGBM_PARAMETER_NAMES})
+    if task == "multiclass":
+        params["num_class"] = manifest.n_classes
+    return TrainingSetup(task, objective, metric, params, hps["num_boost_round"], hps["early_stopping_rounds"])

@@ -1,0 +1,234 @@
+"""A pool of warm worker processes with cache affinity, cancellation by group and crash isolation.
+
+Why not `concurrent.futures.ProcessPoolExecutor`: one crashed worker breaks that whole executor
+(every pending future fails), it cannot kill the worker running a cancelled task, and it hands tasks
+to whichever worker is free. Here a crash fails only the task it was running, a cancelled trial's
+workers are killed and replaced, and a fold goes preferably to a worker that already holds its
+binned Dataset.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import threading
+from collections import deque
+from collections.abc import Hashable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from warmcv.errors import StopRequested, UserInputError
+from warmcv.model.params import default_threads
+from warmcv.runners.worker_process import WorkRequest, worker_main
+
+log = logging.getLogger(__name__)
+
+# Modules every worker needs: imported once in the fork server, so a new worker starts in milliseconds.
+_PRELOAD = ["warmcv.runners.worker_process", "warmcv.modes.worker", "lightgbm", "pandas", "pyarrow.parquet",
+            "sklearn.metrics"]
+
+
+class WorkerCrashed(RuntimeError):
+    """A worker process died while running a task (out of memory, a native crash, a kill)."""
+
+
+class WorkerTaskError(RuntimeError):
+    """A task raised inside the worker; `kind` is 'user' for bad input, 'internal' otherwise."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class _Job:
+    group: Hashable
+    request: WorkRequest
+    affinity: Hashable
+    future: Future = field(default_factory=Future)
+    cancelled: bool = False
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Connection
+    job: _Job | None = None
+    cached: set = field(default_factory=set)
+
+
+class WarmWorkerPool:
+    """`workers` processes with `threads` LightGBM threads each (so workers × threads ≤ cores by default)."""
+
+    def __init__(self, workers: int | None = None, threads: int | None = None, max_datasets: int = 16):
+        cores = default_threads()
+        self.workers = max(1, workers or cores)
+        self.threads = max(1, threads or cores // self.workers)
+        self.max_datasets = max_datasets
+        self._context = mp.get_context("forkserver")
+        self._context.set_forkserver_preload(_PRELOAD)
+        self._lock = threading.Lock()
+        self._queue: deque[_Job] = deque()
+        self._pool: list[_Worker] = []
+        self._closed = False
+        self._wake_r, self._wake_w = os.pipe()
+        self.started_workers = 0
+        self.crashes = 0
+        self._dispatcher = threading.Thread(target=self._dispatch_loop, name="warmcv-pool", daemon=True)
+        self._dispatcher.start()
+
+    # -- public API -------------------------------------------------------------------------------------
+    def submit(self, group: Hashable, request: WorkRequest) -> Future:
+        """Queue a request; `group` (a trial) is what `cancel` addresses."""
+        job = _Job(group, request, affinity=(request.data_dir, request.fold))
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the worker pool is closed")
+            self._queue.append(job)
+        self._wake()
+        return job.future
+
+    def cancel(self, group: Hashable) -> int:
+        """Drop the group's queued tasks and kill the workers running its tasks; returns how many were stopped."""
+        stopped = 0
+        with self._lock:
+            for job in [j for j in self._queue if j.group == group]:
+                self._queue.remove(job)
+                job.future.set_exception(StopRequested("cancelled before it started"))
+                stopped += 1
+            for worker in self._pool:
+                if worker.job is not None and worker.job.group == group:
+                    worker.job.cancelled = True
+                    worker.process.kill()
+                    stopped += 1
+        self._wake()
+        return stopped
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for job in self._queue:
+                job.future.set_exception(StopRequested("the worker pool closed"))
+            self._queue.clear()
+        self._wake()
+        self._dispatcher.join(timeout=10)
+        for worker in self._pool:
+            _shutdown(worker)
+        self._pool.clear()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def __enter__(self) -> WarmWorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- dispatcher ---------------------------------------------------------------------------------------
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    def _spawn(self) -> _Worker:
+        parent, child = self._context.Pipe(duplex=True)
+        process = self._context.Process(target=worker_main, args=(child, self.threads, self.max_datasets),
+                                        name="warmcv-worker", daemon=True)
+        process.start()
+        child.close()
+        self.started_workers += 1
+        return _Worker(process, parent)
+
+    def _assign(self) -> None:
+        """Give queued jobs to idle workers, preferring a worker that has the job's fold cached."""
+        with self._lock:
+            while len(self._pool) < self.workers and self._queue and not self._closed:
+                self._pool.append(self._spawn())
+            idle = [w for w in self._pool if w.job is None]
+            while idle and self._queue:
+                job = self._queue.popleft()
+                worker = next((w for w in idle if job.affinity in w.cached), None)
+                if worker is None:
+                    worker = next((w for w in idle if not w.cached), idle[0])
+                idle.remove(worker)
+                worker.job = job
+                worker.cached.add(job.affinity)
+                try:
+                    worker.conn.send(job.request)
+                except (BrokenPipeError, OSError):
+                    pass  # the sentinel reports the dead worker on the next wait
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            self._assign()
+            with self._lock:
+                if self._closed:
+                    return
+                waitables: dict[Any, _Worker] = {}
+                for worker in self._pool:
+                    waitables[worker.process.sentinel] = worker
+                    if worker.job is not None:
+                        waitables[worker.conn] = worker
+            ready = wait([self._wake_r, *waitables], timeout=1.0)
+            if self._wake_r in ready:
+                os.read(self._wake_r, 4096)
+            for handle in ready:
+                if handle is self._wake_r:
+                    continue
+                worker = waitables[handle]
+                if handle is worker.conn:
+                    self._collect(worker)
+                elif not worker.process.is_alive():
+                    self._bury(worker)
+
+    def _collect(self, worker: _Worker) -> None:
+        try:
+            reply = worker.conn.recv()
+        except (EOFError, OSError):
+            self._bury(worker)
+            return
+        job, worker.job = worker.job, None
+        if job is None or job.future.done():
+            return
+        if reply[0] == "ok":
+            job.future.set_result(reply[1])
+        else:
+            _, kind, message = reply
+            job.future.set_exception(UserInputError(message) if kind == "user" else WorkerTaskError(kind, message))
+
+    def _bury(self, worker: _Worker) -> None:
+        """A worker died: fail its job (unless it was cancelled on purpose) and drop it; a new one replaces it."""
+        with self._lock:
+            if worker not in self._pool:
+                return
+            self._pool.remove(worker)
+        worker.process.join(timeout=1)
+        job = worker.job
+        if job is not None and not job.future.done():
+            code = worker.process.exitcode
+            if job.cancelled:
+                job.future.set_exception(StopRequested("stopped"))
+            else:
+                self.crashes += 1
+                job.future.set_exception(WorkerCrashed(
+                    f"worker process {worker.process.pid} died with exit code {code} while training fold "
+                    f"{job.request.fold}"))
+        worker.conn.close()
+
+
+def _shutdown(worker: _Worker) -> None:
+    try:
+        worker.conn.send(None)
+    except (BrokenPipeError, OSError):
+        pass
+    worker.process.join(timeout=2)
+    if worker.process.is_alive():
+        worker.process.kill()
+        worker.process.join(timeout=2)
+    worker.conn.close()
