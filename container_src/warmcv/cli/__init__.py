@@ -7,6 +7,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from warmcv import __version__
 from warmcv.errors import FoldFailed, StopRequested, UserInputError
@@ -29,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"warmcv {__version__}")
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")
+    parser.add_argument("--failure-file", type=Path,
+                        help="on failure, also write the reason here (a Processing job shows "
+                             "/opt/ml/output/message as its ExitMessage)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(commands)
@@ -41,8 +45,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except (UserInputError, FoldFailed) as error:
-        print(f"warmcv: error: {error}", file=sys.stderr)
-        return 2 if isinstance(error, UserInputError) else 1
+        return _fail(args, f"error: {error}", 2 if isinstance(error, UserInputError) else 1)
     except (StopRequested, KeyboardInterrupt) as error:
-        print(f"warmcv: stopped ({error or 'interrupted'})", file=sys.stderr)
-        return 130
+        return _fail(args, f"stopped ({error or 'interrupted'})", 130)
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    print(f"warmcv: {message}", file=sys.stderr)
+    if args.failure_file:
+        from warmcv.contract import failure_reason
+
+        args.failure_file.parent.mkdir(parents=True, exist_ok=True)
+        args.failure_file.write_text(failure_reason(message))
+    return code

@@ -36,6 +36,7 @@ class FoldResult:
     train_metrics: Mapping[str, float] = field(default_factory=dict)
     validation_metrics: Mapping[str, float] = field(default_factory=dict)
     executor: str = ""  # worker process or training job that ran it
+    dataset_cached: bool = False  # a warm worker reused this fold's binned Dataset
 
     @classmethod
     def from_summary(cls, summary: Mapping[str, Any], **extra: Any) -> FoldResult:
@@ -45,7 +46,8 @@ class FoldResult:
             validation_score=float(summary["validation_score"]), best_iteration=int(summary["best_iteration"]),
             n_train=int(summary["n_train"]), n_valid=int(summary["n_valid"]), seconds=float(summary["seconds"]),
             train_metrics=dict(summary.get("train_metrics", {})),
-            validation_metrics=dict(summary.get("validation_metrics", {})), **extra,
+            validation_metrics=dict(summary.get("validation_metrics", {})),
+            dataset_cached=bool(summary.get("dataset_cached", False)), **extra,
         )
 
     def to_dict(self) -> dict[str, Any]:
