@@ -101,7 +101,8 @@ def data_channel(paths: ContainerPaths, name: str = DATA_CHANNEL) -> Path:
     """The directory of a channel, with an error that lists the channels that do exist."""
     path = paths.channel(name)
     if not path.is_dir():
-        present = sorted(p.name for p in paths.channel("").glob("*") if p.is_dir()) if paths.channel("").is_dir() else []
+        root = paths.channel("")
+        present = sorted(p.name for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
         raise UserInputError(
             f"input channel {name!r} not found at {path}; channels present: {', '.join(present) or 'none'}. "
             f"Pass the prepared data (the output of `warmcv prepare`) as the {name!r} channel."

@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
 
 from tests.conftest import subprocess_env
@@ -80,7 +79,7 @@ def test_channel_without_prepared_data(contract_dir, census_csv, tmp_path):
     raw.mkdir()
     shutil.copy(census_csv, raw)
     reason = job_failure(contract_dir, {"mode": "worker"}, {"train": raw})
-    assert reason.startswith(f"no prepared data in") and "written by `warmcv prepare`" in reason
+    assert reason.startswith("no prepared data in") and "written by `warmcv prepare`" in reason
 
 
 def test_internal_errors_are_reported_with_a_traceback(contract_dir, prepared_census, monkeypatch):

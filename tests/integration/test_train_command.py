@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 
 from tests.conftest import bin_path, subprocess_env
 from warmcv.declarations import VALIDATION_SCORE

@@ -35,7 +35,10 @@ def test_required_tunables_are_declared_with_valid_default_ranges():
     for name in TUNABLE:
         hp = HYPERPARAMETERS[name]
         assert isinstance(hp, NumericHyperparameter)
-        hp.check_tuning_range(hp.tuning)  # raises if a default tuning range leaves the valid range
+        if hp.tuning is not None:
+            hp.check_tuning_range(hp.tuning)  # raises if a default tuning range leaves the valid range
+        for choice in hp.tuning_choices or ():
+            assert hp.parse(hp.format(choice)) == choice
 
 
 def test_every_default_round_trips_through_its_string_form():
@@ -82,7 +85,8 @@ def test_out_of_range_value_names_value_and_range():
 
 
 def test_mistyped_value_names_type():
-    with pytest.raises(UserInputError, match=r"num_leaves='abc': is not an integer \(allowed: an integer in \[2, 131072\]\)"):
+    expected = r"num_leaves='abc': is not an integer \(allowed: an integer in \[2, 131072\]\)"
+    with pytest.raises(UserInputError, match=expected):
         parse_hyperparameters({"num_leaves": "abc"})
     with pytest.raises(UserInputError, match=r"num_leaves='2.5': is not an integer"):
         parse_hyperparameters({"num_leaves": "2.5"})
@@ -111,7 +115,9 @@ def test_to_strings_round_trips_explicit_values():
 def test_parameter_ranges_are_valid_for_the_real_tuning_api():
     """botocore validates the shape and types against SageMaker's service model."""
     ranges = sagemaker_parameter_ranges(default_search_space())
-    assert {r["Name"] for r in ranges["IntegerParameterRanges"]} >= {"num_leaves", "max_bin", "num_boost_round"}
+    assert {r["Name"] for r in ranges["IntegerParameterRanges"]} >= {"num_leaves", "num_boost_round"}
+    # max_bin is searched over a few values, so warm workers can keep each variant's binned Datasets.
+    assert {"Name": "max_bin", "Values": ["63", "127", "255", "511"]} in ranges["CategoricalParameterRanges"]
     lr = next(r for r in ranges["ContinuousParameterRanges"] if r["Name"] == "learning_rate")
     assert lr == {"Name": "learning_rate", "MinValue": "0.005", "MaxValue": "0.3", "ScalingType": "Logarithmic"}
     client = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
@@ -146,7 +152,8 @@ def test_metric_regexes_match_the_printed_lines_as_the_tuner_applies_them():
             found = re.findall(metric.regex, log)
             assert [float(v) for v in found] == [value]
     # The std line must not be taken for the average by the tuner's regex.
-    assert re.findall(VALIDATION_SCORE.regex, COORDINATOR_METRICS[2].line(0.1) + "\n" + COORDINATOR_METRICS[3].line(0.2)) == []
+    spreads = COORDINATOR_METRICS[2].line(0.1) + "\n" + COORDINATOR_METRICS[3].line(0.2)
+    assert re.findall(VALIDATION_SCORE.regex, spreads) == []
 
 
 def test_objective_direction_follows_the_metric():
@@ -166,5 +173,8 @@ def test_search_overrides_are_checked_against_the_declarations():
         build_search_space([], ["num_leafs=2:8"])
     with pytest.raises(UserInputError, match="Logarithmic scaling needs a low end above 0"):
         build_search_space([], ["bagging_freq=0:5:log"])
+    assert build_search_space([], ["max_bin=63,255"])["max_bin"].choices == ("63", "255")
+    with pytest.raises(UserInputError, match=r"max_bin='1': out of range"):
+        build_search_space([], ["max_bin=1,255"])
     with pytest.raises(UserInputError, match="both static and tuned"):
         static_hyperparameters({"num_leaves": 31}, space)

@@ -126,7 +126,8 @@ def test_empty_data_zero_bytes(tmp_path):
 def test_nan_in_target(tmp_path):
     frame = make_census_like(60)
     frame.loc[[4, 9], "income"] = None
-    with pytest.raises(UserInputError, match=r"target column 'income' has 2 missing value\(s\) \(NaN\), first at row\(s\) 4, 9"):
+    expected = r"target column 'income' has 2 missing value\(s\) \(NaN\), first at row\(s\) 4, 9"
+    with pytest.raises(UserInputError, match=expected):
         _prepare_frame(tmp_path, frame, target="income", folds=3)
 
 

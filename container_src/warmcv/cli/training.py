@@ -112,7 +112,8 @@ def _cv(args: argparse.Namespace) -> int:
 def _print_folds(summary) -> None:
     print(f"{'fold':>4}  {'validation':>12}  {'train':>12}  {'best iter':>9}  {'seconds':>8}")
     for r in summary.folds:
-        print(f"{r.fold:>4}  {r.validation_score:>12.6f}  {r.train_score:>12.6f}  {r.best_iteration:>9}  {r.seconds:>8.2f}")
+        print(f"{r.fold:>4}  {r.validation_score:>12.6f}  {r.train_score:>12.6f}  {r.best_iteration:>9}  "
+              f"{r.seconds:>8.2f}")
 
 
 def _fit(args: argparse.Namespace) -> int:

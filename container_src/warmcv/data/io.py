@@ -67,7 +67,7 @@ def read_table(source: Path | str) -> pd.DataFrame:
     parts = list_parts(Path(source))
     frames = [_read_part(p) for p in parts]
     columns = list(frames[0].columns)
-    for path, frame in zip(parts[1:], frames[1:]):
+    for path, frame in zip(parts[1:], frames[1:], strict=True):
         if list(frame.columns) != columns:
             raise UserInputError(
                 f"{path} has columns {list(frame.columns)} but {parts[0]} has {columns}; "

@@ -158,5 +158,7 @@ def encode_target(values: pd.Series, manifest: Manifest) -> np.ndarray:
     codes = pd.Categorical(values, categories=manifest.classes).codes
     if (codes < 0).any():
         unknown = values[codes < 0].iloc[0]
-        raise UserInputError(f"target {manifest.target!r} holds {unknown!r}, which is not among the classes {manifest.classes}")
+        raise UserInputError(
+            f"target {manifest.target!r} holds {unknown!r}, which is not among the classes {manifest.classes}"
+        )
     return codes.astype(np.int64)

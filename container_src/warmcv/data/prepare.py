@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,7 +163,8 @@ def prepare_frame(frame: pd.DataFrame, options: PrepareOptions) -> tuple[pd.Data
         raise UserInputError("empty data: no rows to prepare")
     frame = frame.rename(columns=str)
     _require_column(frame, options.target, "target")
-    for role, name in (("group", options.group_column), ("time", options.time_column), *(("drop", d) for d in options.drop)):
+    roles = [("group", options.group_column), ("time", options.time_column), *(("drop", d) for d in options.drop)]
+    for role, name in roles:
         if name:
             _require_column(frame, name, role)
     _check_target(frame, options.target)
@@ -177,7 +177,8 @@ def prepare_frame(frame: pd.DataFrame, options: PrepareOptions) -> tuple[pd.Data
         if frame[options.time_column].isna().any():
             raise UserInputError(f"time column {options.time_column!r} has missing values; rows cannot be ordered")
         frame = frame.sort_values(options.time_column, kind="stable").reset_index(drop=True)
-    classes = _classes(frame[options.target], k, splitter in ("stratified", "stratified_group")) if task != "regression" else None
+    stratified = splitter in ("stratified", "stratified_group")
+    classes = _classes(frame[options.target], k, stratified) if task != "regression" else None
     if task == "binary" and classes is not None and len(classes) != 2:
         raise UserInputError(f"task binary needs two classes, got {len(classes)}")
     label = (pd.Categorical(frame[options.target], categories=classes).codes if classes is not None

@@ -75,7 +75,8 @@ class FeatureSchema:
         return [f.name for f in self.features if f.kind == "categorical"]
 
     @classmethod
-    def infer(cls, frame: pd.DataFrame, columns: Sequence[str], categorical: Sequence[str] | None = None) -> FeatureSchema:
+    def infer(cls, frame: pd.DataFrame, columns: Sequence[str],
+              categorical: Sequence[str] | None = None) -> FeatureSchema:
         """Numeric columns stay numeric; string, object and category columns (or `categorical`) become categories."""
         if categorical is not None:
             unknown = [c for c in categorical if c not in columns]
@@ -117,8 +118,9 @@ class FeatureSchema:
             values = frame[feature.name]
             if feature.kind == "categorical":
                 labels = _as_category_strings(values)
-                columns[feature.name] = pd.Categorical(labels, categories=list(feature.categories))
-                unseen = int(labels.notna().sum() - pd.notna(columns[feature.name]).sum())
+                known = labels.isin(feature.categories)
+                unseen = int((labels.notna() & ~known).sum())
+                columns[feature.name] = pd.Categorical(labels.where(known), categories=list(feature.categories))
                 if unseen:
                     log.info("%s: column %r has %d value(s) not seen in training; treated as missing",
                              context, feature.name, unseen)

@@ -57,8 +57,10 @@ LIGHTGBM_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
         name="min_gain_to_split", help="minimum loss reduction to make a split",
         default=0.0, valid=Interval(0, None), tuning=TuningRange(0.0, 1.0, "Linear"), lightgbm=True),
     IntegerHyperparameter(
-        name="max_bin", help="maximum histogram bins per feature; changing it rebuilds the binned data",
-        default=255, valid=Interval(2, 65535), tuning=TuningRange(63, 511, "Logarithmic"), lightgbm=True,
+        name="max_bin",
+        help="maximum histogram bins per feature; tuned over a few values because each value needs its own "
+             "binned copy of the data",
+        default=255, valid=Interval(2, 65535), tuning_choices=(63, 127, 255, 511), lightgbm=True,
         dataset_level=True),
     IntegerHyperparameter(
         name="num_boost_round", help="boosting iterations (the upper bound when early stopping is on)",

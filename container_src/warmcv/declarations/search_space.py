@@ -52,7 +52,9 @@ def default_search_space(names: Iterable[str] | None = None) -> SearchSpace:
             raise UserInputError(
                 f"{name!r} cannot be tuned by default; tunable hyperparameters: {', '.join(TUNABLE)}"
             )
-        if isinstance(hp, NumericHyperparameter):
+        if isinstance(hp, NumericHyperparameter) and hp.tuning_choices is not None:
+            space[name] = SearchDimension(name, choices=tuple(hp.format(c) for c in hp.tuning_choices))
+        elif isinstance(hp, NumericHyperparameter):
             space[name] = SearchDimension(name, range=hp.tuning)
         elif isinstance(hp, CategoricalHyperparameter):
             space[name] = SearchDimension(name, choices=hp.tuning_choices)
@@ -60,7 +62,7 @@ def default_search_space(names: Iterable[str] | None = None) -> SearchSpace:
 
 
 def parse_override(text: str) -> SearchDimension:
-    """`name=low:high[:log|linear]` for numbers, `name=a,b,c` for choices; checked against the declaration."""
+    """`name=low:high[:log|linear]` for a range, `name=a,b,c` for choices; checked against the declaration."""
     name, sep, spec = text.partition("=")
     name = name.strip()
     if not sep or not spec.strip():
@@ -69,6 +71,9 @@ def parse_override(text: str) -> SearchDimension:
     if hp is None:
         raise UserInputError(f"search override {text!r}: unknown hyperparameter {name!r}")
     try:
+        if isinstance(hp, NumericHyperparameter) and "," in spec:
+            choices = tuple(dict.fromkeys(hp.format(hp.parse(c.strip())) for c in spec.split(",")))
+            return SearchDimension(name, choices=choices)
         if isinstance(hp, NumericHyperparameter):
             parts = [p.strip() for p in spec.split(":")]
             if len(parts) not in (2, 3):

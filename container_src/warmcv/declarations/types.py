@@ -112,10 +112,12 @@ class Hyperparameter(ABC):
 class NumericHyperparameter(Hyperparameter):
     valid: Interval = Interval()
     tuning: TuningRange | None = None
+    # Search a few values instead of a range (e.g. dataset-level parameters, so cached Datasets get reused).
+    tuning_choices: tuple[float, ...] | None = None
 
     @property
     def tunable(self) -> bool:
-        return self.tuning is not None
+        return self.tuning is not None or self.tuning_choices is not None
 
     def _check_range(self, raw: Any, value: float) -> None:
         if value not in self.valid:

@@ -60,7 +60,8 @@ def save_model(directory: Path, booster: lgb.Booster, metadata: ModelMetadata) -
     """Write model.txt then model.json (the marker of a complete model) into `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / METADATA_FILE).unlink(missing_ok=True)
-    _write_atomically(directory / MODEL_FILE, lambda p: booster.save_model(str(p), num_iteration=metadata.best_iteration))
+    _write_atomically(directory / MODEL_FILE,
+                      lambda p: booster.save_model(str(p), num_iteration=metadata.best_iteration))
     _write_atomically(directory / METADATA_FILE,
                       lambda p: p.write_text(json.dumps(asdict(metadata), indent=2, sort_keys=True, default=_jsonable)))
 

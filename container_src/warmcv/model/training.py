@@ -93,7 +93,8 @@ def _build_datasets(data: PreparedData, setup: TrainingSetup, fold: int | str):
     return train, valid
 
 
-def train_fold(data: PreparedData, setup: TrainingSetup, fold: int | str, cache: DatasetCache | None = None) -> FoldOutcome:
+def train_fold(data: PreparedData, setup: TrainingSetup, fold: int | str,
+               cache: DatasetCache | None = None) -> FoldOutcome:
     """Train on fold `fold` (score its held-out rows) or on all rows for `fold == "all"`."""
     started = time.perf_counter()
     data.manifest.check_fold(fold)

@@ -65,7 +65,8 @@ def train_and_save(data: PreparedData, hps: HyperparameterValues, model_dir: Pat
         print(FOLD_VALIDATION_SCORE.line(outcome.validation_score), flush=True)
     save_outcome(model_dir, outcome, hps, setup, data.manifest, cross_validation)
     output_data_dir.mkdir(parents=True, exist_ok=True)
-    (output_data_dir / METRICS_FILE).write_text(json.dumps(metrics_document(outcome, setup, hps), indent=2, sort_keys=True))
+    document = metrics_document(outcome, setup, hps)
+    (output_data_dir / METRICS_FILE).write_text(json.dumps(document, indent=2, sort_keys=True))
     log.info("%s done in %.2f s: best iteration %d", fold_label(fold), outcome.seconds, outcome.best_iteration)
     return outcome
 

@@ -71,7 +71,7 @@ class FoldRunner(ABC):
     def stop(self) -> None:
         """Stop every fold still running; return once they are stopped or asked to stop."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook; most runners hold nothing
         """Release what the runner holds (processes, clients)."""
 
     def describe(self) -> str:

@@ -9,6 +9,7 @@ binned Dataset.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing as mp
 import os
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from warmcv.declarations import DATASET_LEVEL
 from warmcv.errors import StopRequested, UserInputError
 from warmcv.model.params import default_threads
 from warmcv.runners.worker_process import WorkRequest, worker_main
@@ -29,6 +31,12 @@ log = logging.getLogger(__name__)
 # Modules every worker needs: imported once in the fork server, so a new worker starts in milliseconds.
 _PRELOAD = ["warmcv.runners.worker_process", "warmcv.modes.worker", "lightgbm", "pandas", "pyarrow.parquet",
             "sklearn.metrics"]
+
+
+def dataset_affinity(request: WorkRequest) -> Hashable:
+    """What a worker must hold to skip binning: the data, the fold and the dataset-level parameters."""
+    hps = request.hyperparameters
+    return (request.data_dir, request.fold, *(hps.get(name) for name in (*DATASET_LEVEL, "seed")))
 
 
 class WorkerCrashed(RuntimeError):
@@ -83,7 +91,7 @@ class WarmWorkerPool:
     # -- public API -------------------------------------------------------------------------------------
     def submit(self, group: Hashable, request: WorkRequest) -> Future:
         """Queue a request; `group` (a trial) is what `cancel` addresses."""
-        job = _Job(group, request, affinity=(request.data_dir, request.fold))
+        job = _Job(group, request, affinity=dataset_affinity(request))
         with self._lock:
             if self._closed:
                 raise RuntimeError("the worker pool is closed")
@@ -106,6 +114,11 @@ class WarmWorkerPool:
                     stopped += 1
         self._wake()
         return stopped
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers (for monitoring, and for tests that kill one)."""
+        with self._lock:
+            return [w.process.pid for w in self._pool]
 
     def close(self) -> None:
         with self._lock:
@@ -146,16 +159,25 @@ class WarmWorkerPool:
         return _Worker(process, parent)
 
     def _assign(self) -> None:
-        """Give queued jobs to idle workers, preferring a worker that has the job's fold cached."""
+        """Give queued jobs to idle workers, preferring a (worker, job) pair where the worker has the Dataset.
+
+        Looking a few jobs past the head of the queue lets an idle worker take a fold it already holds
+        instead of rebinning another; beyond that window the queue stays first come, first served.
+        """
         with self._lock:
             while len(self._pool) < self.workers and self._queue and not self._closed:
-                self._pool.append(self._spawn())
+                try:
+                    self._pool.append(self._spawn())
+                except Exception as error:  # noqa: BLE001 - e.g. the fork server was killed; it restarts next time
+                    job = self._queue.popleft()
+                    job.future.set_exception(WorkerCrashed(f"could not start a worker process: {error!r}"))
             idle = [w for w in self._pool if w.job is None]
+            lookahead = 4 * self.workers
             while idle and self._queue:
-                job = self._queue.popleft()
-                worker = next((w for w in idle if job.affinity in w.cached), None)
-                if worker is None:
-                    worker = next((w for w in idle if not w.cached), idle[0])
+                window = list(itertools.islice(self._queue, lookahead))
+                worker, job = next(((w, j) for j in window for w in idle if j.affinity in w.cached),
+                                   (idle[0], self._queue[0]))
+                self._queue.remove(job)
                 idle.remove(worker)
                 worker.job = job
                 worker.cached.add(job.affinity)
@@ -166,26 +188,35 @@ class WarmWorkerPool:
 
     def _dispatch_loop(self) -> None:
         while True:
-            self._assign()
-            with self._lock:
-                if self._closed:
+            try:
+                if not self._dispatch_once():
                     return
-                waitables: dict[Any, _Worker] = {}
-                for worker in self._pool:
-                    waitables[worker.process.sentinel] = worker
-                    if worker.job is not None:
-                        waitables[worker.conn] = worker
-            ready = wait([self._wake_r, *waitables], timeout=1.0)
-            if self._wake_r in ready:
-                os.read(self._wake_r, 4096)
-            for handle in ready:
-                if handle is self._wake_r:
-                    continue
-                worker = waitables[handle]
-                if handle is worker.conn:
-                    self._collect(worker)
-                elif not worker.process.is_alive():
-                    self._bury(worker)
+            except Exception:  # noqa: BLE001 - the dispatcher must outlive any single failure
+                log.exception("worker pool dispatcher error; continuing")
+
+    def _dispatch_once(self) -> bool:
+        """One round: assign work, wait for a result, a death or a wake-up. False once the pool is closed."""
+        self._assign()
+        with self._lock:
+            if self._closed:
+                return False
+            waitables: dict[Any, _Worker] = {}
+            for worker in self._pool:
+                waitables[worker.process.sentinel] = worker
+                if worker.job is not None:
+                    waitables[worker.conn] = worker
+        ready = wait([self._wake_r, *waitables], timeout=1.0)
+        if self._wake_r in ready:
+            os.read(self._wake_r, 4096)
+        for handle in ready:
+            if handle is self._wake_r:
+                continue
+            worker = waitables[handle]
+            if handle is worker.conn:
+                self._collect(worker)
+            elif not worker.process.is_alive():
+                self._bury(worker)
+        return True
 
     def _collect(self, worker: _Worker) -> None:
         try:
