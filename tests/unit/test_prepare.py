@@ -217,3 +217,9 @@ def test_crash_while_writing_leaves_no_manifest(tmp_path, census_csv, monkeypatc
     assert not (tmp_path / "out" / MANIFEST_FILE).exists()
     with pytest.raises(UserInputError, match="no prepared data"):
         PreparedData.load(tmp_path / "out")
+
+
+def test_reserved_fold_column_name(tmp_path):
+    frame = make_census_like(40).assign(__fold__=1)
+    with pytest.raises(UserInputError, match="column '__fold__' is reserved for the fold assignment"):
+        _prepare_frame(tmp_path, frame, target="income", folds=2)

@@ -162,6 +162,11 @@ def prepare_frame(frame: pd.DataFrame, options: PrepareOptions) -> tuple[pd.Data
     if len(frame) == 0:
         raise UserInputError("empty data: no rows to prepare")
     frame = frame.rename(columns=str)
+    if FOLD_COLUMN in frame.columns:
+        raise UserInputError(f"column {FOLD_COLUMN!r} is reserved for the fold assignment; rename or drop it")
+    duplicated = sorted(set(frame.columns[frame.columns.duplicated()]))
+    if duplicated:
+        raise UserInputError(f"column name(s) {', '.join(map(repr, duplicated))} appear more than once")
     _require_column(frame, options.target, "target")
     roles = [("group", options.group_column), ("time", options.time_column), *(("drop", d) for d in options.drop)]
     for role, name in roles:
