@@ -10,7 +10,8 @@ from botocore.stub import Stubber
 
 from warmcv.aws import tags as tag_keys
 from warmcv.launcher import handlers
-from warmcv.launcher.warm_pools import RunSelector, execution_selector, release_warm_pools
+from warmcv.launcher.executions import execution_selector
+from warmcv.launcher.warm_pools import RunSelector, release_warm_pools
 
 ARN = "arn:aws:sagemaker:us-east-1:111122223333:training-job/{}"
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)

@@ -19,6 +19,7 @@ from warmcv.declarations import (
     DEFAULT_METRIC,
     MAX_KEEP_ALIVE_SECONDS,
     SCORING_METRICS,
+    TUNABLE,
     SearchSpace,
     build_search_space,
     static_hyperparameters,
@@ -84,7 +85,7 @@ class TuningSection:
     strategy: str = "Bayesian"
     parallel_trials: int = 4  # M
     rounds: int = 5  # N: max_jobs = M x N
-    tune: list[str] = field(default_factory=list)  # names to tune; empty: every declared tunable
+    tune: list[str] = field(default_factory=list)  # names to tune; empty: every declared tunable not set statically
     ranges: list[str] = field(default_factory=list)  # overrides "name=low:high[:log]" / "name=a,b"
     early_stopping: str = "Off"  # the tuner's own early stopping (Off or Auto)
     seed: int | None = None
@@ -159,7 +160,9 @@ class LauncherConfig:
         return int(self.hyperparameters.get("early_stopping_rounds", "0"))
 
     def search_space(self) -> SearchSpace:
-        return build_search_space(self.tuning.tune or None, self.tuning.ranges)
+        """`tuning.tune` (default: every declared tunable not fixed in [hyperparameters]), then `tuning.ranges`."""
+        names = self.tuning.tune or [name for name in TUNABLE if name not in self.hyperparameters]
+        return build_search_space(names, self.tuning.ranges)
 
     def coordinator_hyperparameters(self) -> dict[str, str]:
         """The tuner's static hyperparameters: the user's, plus what makes each trial a K-fold coordinator."""
