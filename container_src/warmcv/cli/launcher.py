@@ -95,16 +95,30 @@ def config_from_args(args: argparse.Namespace):
     return load_config(merge(data, overrides))
 
 
-def _sdk(module: str):
-    """Import a launcher module that needs the SageMaker SDK, or explain how to install it."""
-    import importlib
+class _SdkModule:
+    """A launcher module whose functions need the SageMaker SDK: a missing SDK becomes install advice."""
 
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        if (error.name or "").split(".")[0] == "sagemaker":
-            raise UserInputError(SDK_MISSING) from None
-        raise
+    def __init__(self, name: str):
+        import importlib
+
+        self._module = importlib.import_module(name)
+
+    def __getattr__(self, attr: str):
+        function = getattr(self._module, attr)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(*args, **kwargs)
+            except ImportError as error:
+                if (error.name or "").split(".")[0] == "sagemaker":
+                    raise UserInputError(SDK_MISSING) from None
+                raise
+
+        return call
+
+
+def _sdk(module: str) -> Any:
+    return _SdkModule(module)
 
 
 def register(commands: argparse._SubParsersAction) -> None:

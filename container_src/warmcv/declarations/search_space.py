@@ -60,7 +60,7 @@ def default_search_space(names: Iterable[str] | None = None) -> SearchSpace:
 
 
 def parse_override(text: str) -> SearchDimension:
-    """`name=low:high[:log|linear]` for numbers, `name=a,b,c` for choices; checked against the declaration."""
+    """`name=low:high[:log|linear]` for numbers, `name=a,b,c` for choices (of any type); checked against the declaration."""
     name, sep, spec = text.partition("=")
     name = name.strip()
     if not sep or not spec.strip():
@@ -69,6 +69,10 @@ def parse_override(text: str) -> SearchDimension:
     if hp is None:
         raise UserInputError(f"search override {text!r}: unknown hyperparameter {name!r}")
     try:
+        if isinstance(hp, NumericHyperparameter) and "," in spec and ":" not in spec:
+            # Listed values of a number (what SageMaker's Grid strategy needs): each one must be valid.
+            values = tuple(dict.fromkeys(hp.format(hp.parse(v.strip())) for v in spec.split(",") if v.strip()))
+            return SearchDimension(name, choices=values)
         if isinstance(hp, NumericHyperparameter):
             parts = [p.strip() for p in spec.split(":")]
             if len(parts) not in (2, 3):

@@ -332,6 +332,10 @@ def _validate(config: LauncherConfig) -> None:
     _require(p, tun.max_trials_without_improvement >= 0, "tuning.max_trials_without_improvement must be >= 0")
     if tun.strategy == "Grid":
         _require(p, tun.early_stopping == "Off", "tuning.strategy Grid cannot be combined with early_stopping Auto")
+    if tun.strategy == "Grid" and not p:
+        numeric = sorted(name for name, dim in config.search_space().items() if dim.choices is None)
+        _require(p, not numeric, "tuning.strategy Grid takes listed values only (SageMaker's rule); list them for "
+                 + ", ".join(numeric) + " (e.g. --range num_leaves=31,63,127) or leave them out with tuning.tune")
     if tun.strategy == "Hyperband":
         _require(p, tun.early_stopping == "Off",
                  "tuning.strategy Hyperband stops trials itself: leave tuning.early_stopping Off")
