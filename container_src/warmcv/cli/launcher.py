@@ -179,8 +179,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     release.set_defaults(handler=_release)
 
 
+def _logs_to_stderr() -> None:
+    """Keep stdout for the JSON: the SDK logs warnings while it builds the definition."""
+    import logging
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) is sys.stdout:
+            handler.setStream(sys.stderr)
+
+
 def _definition(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    _logs_to_stderr()
     text = _sdk("warmcv.launcher.pipeline").definition_json(config)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -195,19 +205,17 @@ def _upsert(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.deploy_lambdas:
         _deploy(config)
-    arn = _sdk("warmcv.launcher.pipeline").upsert(config)
-    print(f"pipeline {config.pipeline.name} upserted: {arn}")
+    result = _sdk("warmcv.launcher.pipeline").publish(config)
+    print(f"pipeline {config.pipeline.name} upserted: {result['pipeline_arn']}")
     return 0
 
 
 def _start(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    module = _sdk("warmcv.launcher.pipeline")
-    if not args.no_upsert:
-        module.upsert(config)
-    arn = module.start(config)
-    print(f"started {arn}\nrelease its warm pools early with: warmcv release-warm-pools --execution {arn}"
-          f" --region {config.aws.region}")
+    result = _sdk("warmcv.launcher.pipeline").publish(config, upsert=not args.no_upsert, start=True)
+    arn = result["execution_arn"]
+    print(f"started {arn}\nif it stops early, release its warm pools with: "
+          f"warmcv release-warm-pools --execution {arn} --region {config.aws.region}")
     return 0
 
 
@@ -243,6 +251,7 @@ def _tune(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     module = _sdk("warmcv.launcher.tuner")
     if args.dry_run:
+        _logs_to_stderr()
         print(json.dumps(module.tuning_request(config), indent=2, sort_keys=True, default=str))
         return 0
     name = module.start_tuning(config, job_name=args.job_name)

@@ -157,7 +157,10 @@ def build_pipeline(config: LauncherConfig, session: Any | None = None) -> Any:
     # 5. Model and registration with the CV mean and std.
     def builder() -> Any:
         return ModelBuilder(image_uri=config.image_uri, s3_model_data_url=step_train.properties.ModelArtifacts.S3ModelArtifacts,
-                            role_arn=config.aws.role_arn, sagemaker_session=session)
+                            role_arn=config.aws.role_arn, sagemaker_session=session,
+                            # the image serves the model itself: no script-mode code to upload (that would
+                            # call S3 for a default bucket while building the definition)
+                            dependencies=None)
 
     step_model = ModelStep(name=STEP_MODEL, step_args=builder().build())
     group = config.pipeline.model_package_group or config.pipeline.name
@@ -211,14 +214,15 @@ def definition_json(config: LauncherConfig) -> str:
     return json.dumps(json.loads(build_pipeline(config).definition()), indent=2, sort_keys=True)
 
 
-def upsert(config: LauncherConfig) -> str:
-    """Create or update the pipeline in SageMaker; returns its ARN."""
-    response = build_pipeline(config).upsert(role_arn=config.aws.pipeline_role_arn,
-                                              description="warmcv: k-fold CV tuning of LightGBM with warm pools")
-    return response["PipelineArn"]
-
-
-def start(config: LauncherConfig) -> str:
-    """Start an execution of the pipeline as it is in SageMaker; returns the execution ARN."""
-    execution = build_pipeline(config).start()
-    return execution.arn if hasattr(execution, "arn") else execution["PipelineExecutionArn"]
+def publish(config: LauncherConfig, upsert: bool = True, start: bool = False,
+            session: Any | None = None) -> dict[str, str]:
+    """Create or update the pipeline (UpsertPipeline under the pipeline role), then optionally start it."""
+    pipeline = build_pipeline(config, session)
+    result: dict[str, str] = {}
+    if upsert:
+        response = pipeline.upsert(role_arn=config.aws.pipeline_role_arn,
+                                   description="warmcv: k-fold CV tuning of LightGBM with warm pools")
+        result["pipeline_arn"] = response["PipelineArn"]
+    if start:
+        result["execution_arn"] = pipeline.start().arn
+    return result
