@@ -41,13 +41,3 @@ def pipeline_session(config: LauncherConfig) -> Any:
     return PipelineSession(boto_session=boto3.Session(region_name=config.aws.region), default_bucket=bucket,
                            sagemaker_config=SDK_CONFIG)
 
-
-def plain_session(config: LauncherConfig) -> Any:
-    """A session that really calls SageMaker (for `warmcv tune --sagemaker`)."""
-    prepare_environment(config.aws.region)
-    import boto3
-    from sagemaker.core.helper.session_helper import Session
-
-    bucket = config.s3.root.split("/")[2]
-    return Session(boto_session=boto3.Session(region_name=config.aws.region), default_bucket=bucket,
-                   sagemaker_config=SDK_CONFIG)

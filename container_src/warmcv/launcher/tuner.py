@@ -20,7 +20,7 @@ from warmcv.declarations import (
     tuning_objective,
 )
 from warmcv.launcher.config import LauncherConfig
-from warmcv.launcher.sdk import pipeline_session, plain_session
+from warmcv.launcher.sdk import pipeline_session
 
 
 def parameter_ranges(config: LauncherConfig) -> dict[str, Any]:
@@ -70,13 +70,14 @@ def _tuner_class() -> type:
     from sagemaker.train.tuner import HyperparameterTuner
 
     class Tuner(HyperparameterTuner):
-        """The SDK drops a random seed of 0 (`if self.random_seed:`); 0 is a valid seed, so keep it."""
+        """Keeps a random seed of 0, which SDK 3.27.0 drops twice (`if self.random_seed:` when building the
+        config, and a truthiness test when serializing shapes), though 0 is a valid seed."""
 
-        def _build_tuning_job_config(self):  # noqa: ANN202 - the SDK's own signature
-            tuning_config = super()._build_tuning_job_config()
-            if self.random_seed is not None and not isinstance(self.random_seed, bool) and self.random_seed == 0:
-                tuning_config.random_seed = 0
-            return tuning_config
+        def _start_tuning_job(self, inputs):  # noqa: ANN001, ANN202 - the SDK's own signature
+            result = super()._start_tuning_job(inputs)
+            if self.random_seed == 0 and not isinstance(self.random_seed, bool):
+                self.sagemaker_session.context.args["HyperParameterTuningJobConfig"]["RandomSeed"] = 0
+            return result
 
     return Tuner
 
@@ -145,20 +146,26 @@ def tuning_request(config: LauncherConfig) -> dict[str, Any]:
     from warmcv.launcher.config import require
 
     require(config, "s3.prepared")
+    session = pipeline_session(config)  # first: it prepares the environment the SDK imports need
     from sagemaker.mlops.workflow import TuningStep
 
-    session = pipeline_session(config)
     step = TuningStep(name="Tune", step_args=tuning_step_args(config, session, config.s3.prepared))
     return step.arguments
 
 
-def start_tuning(config: LauncherConfig, job_name: str | None = None) -> str:
-    """Start the tuning job on data already prepared on S3; returns its name."""
-    from warmcv.launcher.config import require
+def start_tuning(config: LauncherConfig, job_name: str | None = None, client: Any | None = None) -> str:
+    """Start the tuning job on data already prepared on S3, with exactly the request `--dry-run` prints.
 
-    require(config, "s3.prepared")
-    session = plain_session(config)
-    job = tuner(config, session)
-    job.tune(inputs=_inputs(config.s3.prepared), job_name=job_name, wait=False)
-    latest = job.latest_tuning_job
-    return getattr(latest, "hyper_parameter_tuning_job_name", None) or str(latest)
+    The request is built offline by the SDK (so the two cannot differ) and sent with boto3, which also
+    keeps a seed of 0 that the SDK's own create path would drop.
+    """
+    import time
+
+    request = tuning_request(config)
+    name = job_name or f"warmcv-{time.strftime('%y%m%d-%H%M%S', time.gmtime())}"
+    if client is None:
+        import boto3
+
+        client = boto3.client("sagemaker", region_name=config.aws.region)
+    client.create_hyper_parameter_tuning_job(HyperParameterTuningJobName=name, **request)
+    return name
