@@ -127,3 +127,38 @@ def test_release_handler_event():
     assert out == {"released": 1, "already_gone": 0, "released_jobs": "final-job"}
     with pytest.raises(handlers.HandlerError):
         handlers.release(sm, {})
+
+
+def test_cli_release_for_an_execution(monkeypatch, capsys):
+    """`warmcv release-warm-pools --execution ARN`: steps -> jobs -> only that run's pools, since its start."""
+    from warmcv.cli import main
+    from warmcv.launcher import warm_pools
+
+    sm = client()
+    execution = "arn:aws:sagemaker:us-east-1:111122223333:pipeline/p/execution/abc"
+    stub = Stubber(sm)
+    stub.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [
+        {"StepName": "Tune", "StartTime": T0,
+         "Metadata": {"TuningJob": {"Arn": "arn:aws:sagemaker:us-east-1:111122223333:hyper-parameter-tuning-job/tune-a"}}},
+        {"StepName": "TrainFinal", "StartTime": T0, "Metadata": {"TrainingJob": {"Arn": ARN.format("final-job")}}},
+    ]}, {"PipelineExecutionArn": execution, "MaxResults": 100})
+    stub.add_response("list_training_jobs", {"TrainingJobSummaries": [summary("tune-a-001-f0"), summary("final-job")]},
+                      {**LIST, "CreationTimeAfter": T0})
+    stub.add_response("list_tags", {"Tags": fold_tags("tune-a", "tune-a-001", 0)},
+                      {"ResourceArn": ARN.format("tune-a-001-f0"), "MaxResults": 100})
+    expect_update(stub, "tune-a-001-f0")
+    expect_update(stub, "final-job")
+    monkeypatch.setattr(warm_pools, "sagemaker_client", lambda region=None: sm)
+    with stub:
+        assert main(["release-warm-pools", "--execution", execution]) == 0
+        stub.assert_no_pending_responses()
+    out = capsys.readouterr().out
+    assert "released 2 warm pool(s): tune-a-001-f0, final-job" in out
+    assert "requests: ListTags 1, ListTrainingJobs 1, UpdateTrainingJob 2" in out
+
+
+def test_client_retries_adaptively():
+    """ListTrainingJobs allows ~2 requests/s: botocore's adaptive mode throttles client-side after a 429."""
+    from warmcv.launcher.warm_pools import sagemaker_client
+
+    assert sagemaker_client("us-east-1").meta.config.retries == {"mode": "adaptive", "total_max_attempts": 10}
