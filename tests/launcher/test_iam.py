@@ -61,11 +61,11 @@ def test_roles_are_passed_only_to_their_service(config):
 def test_s3_is_scoped_to_the_runs_prefixes(config):
     job = iam.job_role_policy(config)
     writes = [s for s in job["Statement"] if "s3:PutObject" in s["Action"]]
-    assert [s["Resource"] for s in writes] == ["arn:aws:s3:::my-bucket/warmcv/census*"]
+    assert [s["Resource"] for s in writes] == ["arn:aws:s3:::my-bucket/warmcv/census/*"]
     lam = iam.lambda_role_policy(config)
     by_sid = {s["Sid"]: s for s in lam["Statement"]}
-    assert by_sid["ReadTrialModels"]["Resource"] == "arn:aws:s3:::my-bucket/warmcv/census/tuning*"
-    assert by_sid["WriteStatistics"]["Resource"] == "arn:aws:s3:::my-bucket/warmcv/census/evaluation*"
+    assert by_sid["ReadTrialModels"]["Resource"] == "arn:aws:s3:::my-bucket/warmcv/census/tuning/*"
+    assert by_sid["WriteStatistics"]["Resource"] == "arn:aws:s3:::my-bucket/warmcv/census/evaluation/*"
     assert iam.image_repository_arn(config) == "arn:aws:ecr:us-east-1:111122223333:repository/warmcv"
 
 

@@ -78,7 +78,8 @@ class Arns:
 
     def s3_object(self, uri: str) -> str:
         bucket, key = _s3_parts(uri)
-        return f"arn:{self.partition}:s3:::{bucket}/{key.rstrip('/')}*" if key else f"arn:{self.partition}:s3:::{bucket}/*"
+        # "prefix/" stays a folder ("prefix/*" does not match "prefix2/..."); a file name matches itself
+        return f"arn:{self.partition}:s3:::{bucket}/{key}*"
 
     def s3_bucket(self, uri: str) -> str:
         return f"arn:{self.partition}:s3:::{_s3_parts(uri)[0]}"
@@ -96,7 +97,7 @@ def _s3_read(arns: Arns, sid: str, uris: Iterable[str]) -> list[dict[str, Any]]:
     by_bucket: dict[str, set[str]] = {}
     for uri in uris:
         bucket, key = _s3_parts(uri)
-        by_bucket.setdefault(bucket, set()).add(key.rstrip("/") + "*" if key else "*")
+        by_bucket.setdefault(bucket, set()).add(key + "*")
     for index, (bucket, prefixes) in enumerate(sorted(by_bucket.items())):
         statements.append(_statement(f"{sid}List{index}", ["s3:ListBucket"], f"arn:{arns.partition}:s3:::{bucket}",
                                      {"StringLike": {"s3:prefix": sorted(prefixes)}}))
@@ -155,8 +156,8 @@ def lambda_role_policy(config: LauncherConfig) -> dict[str, Any]:
     return _document(
         _statement("BestTrial", ["sagemaker:DescribeHyperParameterTuningJob", "sagemaker:DescribeTrainingJob"],
                    [arns.sagemaker("hyper-parameter-tuning-job/*"), arns.sagemaker("training-job/*")]),
-        _statement("ReadTrialModels", ["s3:GetObject"], arns.s3_object(config.uri("tuning"))),
-        _statement("WriteStatistics", ["s3:PutObject"], arns.s3_object(config.uri("evaluation"))),
+        _statement("ReadTrialModels", ["s3:GetObject"], arns.s3_object(config.uri("tuning") + "/")),
+        _statement("WriteStatistics", ["s3:PutObject"], arns.s3_object(config.uri("evaluation") + "/")),
         # ListTrainingJobs has no resource-level permissions: "*" is the only resource it accepts.
         _statement("FindWarmPools", ["sagemaker:ListTrainingJobs"], "*"),
         _statement("ReleaseWarmPools", ["sagemaker:ListTags", "sagemaker:UpdateTrainingJob"],
