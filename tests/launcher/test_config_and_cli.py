@@ -118,3 +118,10 @@ def test_grid_needs_listed_values():
     assert config.search_space()["num_leaves"].choices == ("31", "63", "127")
     with pytest.raises(UserInputError, match="num_leaves"):
         example_config(tuning={"strategy": "Grid", "tune": ["num_leaves"], "ranges": ["num_leaves=1,63"]})
+
+
+def test_pipeline_needs_batch_input_when_transforming(tmp_path):
+    config = tmp_path / "no-batch.toml"
+    config.write_text(EXAMPLE.read_text().replace('batch_input = "s3://my-bucket/census/score/"', ""))
+    result = _cli_without_sdk("pipeline", "definition", "--config", str(config))
+    assert result.returncode == 2 and "config: set s3.batch_input" in result.stderr

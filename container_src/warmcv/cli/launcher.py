@@ -25,7 +25,7 @@ _OVERRIDES: tuple[tuple[str, str | None, str, dict[str, Any]], ...] = (
     ("--lambda-role-arn", "aws", "lambda_role_arn", {}),
     ("--input", "s3", "input", {"help": "raw data: s3://bucket/prefix"}),
     ("--s3-root", "s3", "root", {"help": "everything the run writes goes under this s3:// prefix"}),
-    ("--batch-input", "s3", "batch_input", {"help": "data the batch transform predicts (default: --input)"}),
+    ("--batch-input", "s3", "batch_input", {"help": "data the batch transform predicts: features only"}),
     ("--prepared", "s3", "prepared", {"help": "tune --sagemaker: prepared data already on S3"}),
     ("--target", "prepare", "target", {}),
     ("--folds", "prepare", "folds", {"type": int, "metavar": "K"}),

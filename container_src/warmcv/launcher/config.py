@@ -61,7 +61,9 @@ class AwsSection:
 class S3Section:
     input: str = ""  # raw CSV/Parquet (a file or a prefix of parts)
     root: str = ""  # everything the run writes goes under here
-    batch_input: str = ""  # data to predict in the batch transform (default: input)
+    # Data the batch transform predicts: the features only (no target), CSV in training column order (the
+    # transform splits files by line, so only the first request sees a header) or JSON Lines.
+    batch_input: str = ""
     prepared: str = ""  # `warmcv tune --sagemaker` only: already prepared data
 
 

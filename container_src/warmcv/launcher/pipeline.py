@@ -65,7 +65,7 @@ def _function_arn(config: LauncherConfig, name: str) -> str:
 
 def build_pipeline(config: LauncherConfig, session: Any | None = None) -> Any:
     """The Pipeline object; building it makes no AWS call."""
-    require(config, "s3.input", "prepare.target")
+    require(config, "s3.input", "prepare.target", *(["s3.batch_input"] if config.transform.enabled else []))
     session = session or pipeline_session(config)
 
     from sagemaker.core.lambda_helper import Lambda
@@ -191,7 +191,7 @@ def build_pipeline(config: LauncherConfig, session: Any | None = None) -> Any:
             base_transform_job_name="warmcv-predict",
         )
         step_predict = TransformStep(name=STEP_PREDICT, step_args=transformer.transform(
-            data=config.s3.batch_input or config.s3.input, content_type=config.transform.content_type,
+            data=config.s3.batch_input, content_type=config.transform.content_type,
             split_type="Line", wait=False, logs=False))
         steps.append(step_predict)
         last = step_predict
