@@ -71,9 +71,10 @@ def parse_override(text: str) -> SearchDimension:
     if hp is None:
         raise UserInputError(f"search override {text!r}: unknown hyperparameter {name!r}")
     try:
-        if isinstance(hp, NumericHyperparameter) and "," in spec:
-            choices = tuple(dict.fromkeys(hp.format(hp.parse(c.strip())) for c in spec.split(",")))
-            return SearchDimension(name, choices=choices)
+        if isinstance(hp, NumericHyperparameter) and "," in spec and ":" not in spec:
+            # Listed values of a number (what SageMaker's Grid strategy needs): each one must be valid.
+            values = tuple(dict.fromkeys(hp.format(hp.parse(v.strip())) for v in spec.split(",") if v.strip()))
+            return SearchDimension(name, choices=values)
         if isinstance(hp, NumericHyperparameter):
             parts = [p.strip() for p in spec.split(":")]
             if len(parts) not in (2, 3):

@@ -1,0 +1,127 @@
+"""The launcher config (TOML + overrides, validated through the declarations) and the CLI without the SDK."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import subprocess_env
+from tests.launcher.conftest import EXAMPLE, example_config
+from warmcv.cli import build_parser
+from warmcv.cli.launcher import SDK_MISSING, config_from_args
+from warmcv.declarations import TUNABLE, build_search_space
+from warmcv.errors import UserInputError
+
+
+def test_example_config_derives_everything_from_the_declarations(config):
+    assert config.max_jobs == 4 * 10
+    assert config.metric == "auc"
+    space = config.search_space()
+    # every declared tunable except those fixed statically in [hyperparameters]
+    assert set(space) == set(TUNABLE) - {"num_boost_round"}
+    assert space["num_leaves"] == build_search_space(["num_leaves"], ["num_leaves=16:128:log"])["num_leaves"]
+    coordinator = config.coordinator_hyperparameters()
+    assert coordinator["mode"] == "coordinator" and coordinator["fold_runner"] == "sagemaker"
+    assert coordinator["n_folds"] == "5" and coordinator["keep_alive_seconds"] == "900"
+    worker = config.worker_hyperparameters()
+    assert worker["mode"] == "worker" and worker["fold"] == "all" and "fold_runner" not in worker
+    assert config.final_from_tuning()[-1] == "num_boost_round"  # early stopping: rounds come from the CV
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"tuning": {"strategy": "Genetic"}}, "tuning.strategy 'Genetic'"),
+    ({"tuning": {"parallel_trials": 50, "rounds": 20}}, "M x N = 50 x 20 = 1000"),
+    ({"training": {"keep_alive_seconds": 7200}}, "allows 0..3600"),
+    ({"aws": {"role_arn": "warmcv-jobs"}}, "aws.role_arn 'warmcv-jobs' must be a full IAM role ARN"),
+    ({"s3": {"root": "my-bucket/x"}}, "s3.root 'my-bucket/x' must be an s3://"),
+    ({"tuning": {"ranges": ["num_leaves=1:99999999"]}}, "num_leaves"),
+    ({"tuning": {"tune": ["mode"]}}, "'mode' cannot be tuned"),
+    ({"hyperparameters": {"num_leave": 31}}, "did you mean 'num_leaves'"),
+    ({"hyperparameters": {"n_folds": 3}}, "set by the launcher"),
+    ({"tuning": {"tune": ["num_boost_round"]}}, "both static and tuned"),
+    ({"tuning": {"rounds": "many"}}, "tuning.rounds: expected an integer"),
+    ({"tuning": {"roundz": 3}}, "unknown key(s) roundz"),
+    ({"hyperparameters": {"metric": "auto"}, "prepare": {"task": "auto"}}, "needs the objective's direction"),
+    ({"image_uri": "warmcv"}, "must be a full ECR image URI"),
+])
+def test_bad_config_names_the_key(overrides, message):
+    with pytest.raises(UserInputError) as error:
+        example_config(**overrides)
+    assert message in str(error.value)
+
+
+def test_metric_from_task_when_not_given():
+    config = example_config(hyperparameters={"metric": "auto"}, prepare={"task": "regression"})
+    assert config.metric == "rmse" and config.coordinator_hyperparameters()["metric"] == "rmse"
+
+
+def test_command_line_overrides_win():
+    args = build_parser().parse_args([
+        "pipeline", "definition", "--config", str(EXAMPLE), "--parallel-trials", "3", "--rounds", "7",
+        "--folds", "10", "--strategy", "Random", "--keep-alive", "1800", "--range", "learning_rate=0.01:0.1:log",
+        "--set", "max_depth=6", "--early-stopping-rounds", "20", "--image-uri",
+        "111122223333.dkr.ecr.us-east-1.amazonaws.com/warmcv:abc123", "--seed", "0", "--no-release-warm-pools",
+        "--target-objective", "0.9", "--complete-on-convergence"])
+    config = config_from_args(args)
+    assert (config.max_jobs, config.prepare.folds, config.tuning.strategy) == (21, 10, "Random")
+    assert config.training.keep_alive_seconds == 1800 and config.tuning.seed == 0
+    assert config.tuning.ranges == ["learning_rate=0.01:0.1:log"]  # replaces the file's list
+    assert config.hyperparameters["max_depth"] == "6" and config.hyperparameters["early_stopping_rounds"] == "20"
+    assert "max_depth" not in config.search_space()
+    assert config.image_uri.endswith(":abc123") and not config.pipeline.release_warm_pools
+    assert config.tuning.target_objective_value == 0.9 and config.tuning.complete_on_convergence
+
+
+BLOCK_SDK = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "sagemaker":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Block())
+from warmcv.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _cli_without_sdk(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCK_SDK, *argv], capture_output=True, text=True,
+                          env=subprocess_env(), timeout=120)
+
+
+@pytest.mark.parametrize("argv", [["pipeline", "definition"], ["pipeline", "upsert"],
+                                  ["tune", "--sagemaker", "--prepared", "s3://my-bucket/prepared/"]])
+def test_sdk_commands_say_what_to_install(argv):
+    result = _cli_without_sdk(*argv, "--config", str(EXAMPLE))
+    assert result.returncode == 2, result.stderr
+    assert SDK_MISSING in result.stderr and 'pip install "warmcv[launcher]"' in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_rest_of_the_cli_works_without_the_sdk(tmp_path):
+    result = _cli_without_sdk("pipeline", "iam", "--config", str(EXAMPLE), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "job-role.json").read_text())["Statement"]
+    assert _cli_without_sdk("hyperparameters").returncode == 0
+    result = _cli_without_sdk("release-warm-pools", "--region", "us-east-1")
+    assert result.returncode == 2 and "--execution, --tuning-job" in result.stderr
+
+
+def test_grid_needs_listed_values():
+    with pytest.raises(UserInputError, match="Grid takes listed values only"):
+        example_config(tuning={"strategy": "Grid"})
+    config = example_config(tuning={"strategy": "Grid", "tune": ["num_leaves", "max_depth"],
+                                    "ranges": ["num_leaves=31,63,127", "max_depth=4,8"]})
+    assert config.search_space()["num_leaves"].choices == ("31", "63", "127")
+    with pytest.raises(UserInputError, match="num_leaves"):
+        example_config(tuning={"strategy": "Grid", "tune": ["num_leaves"], "ranges": ["num_leaves=1,63"]})
+
+
+def test_pipeline_needs_batch_input_when_transforming(tmp_path):
+    config = tmp_path / "no-batch.toml"
+    config.write_text(EXAMPLE.read_text().replace('batch_input = "s3://my-bucket/census/score/"', ""))
+    result = _cli_without_sdk("pipeline", "definition", "--config", str(config))
+    assert result.returncode == 2 and "config: set s3.batch_input" in result.stderr

@@ -1,0 +1,281 @@
+"""The pipeline definition and the tuning request, built with the real SageMaker SDK v3, offline.
+
+Each definition is generated in a child process that has no AWS credentials and in which every
+socket connect and DNS lookup fails (tests/launcher/offline_run.py); the test fails on any attempt.
+Then the JSON is checked step by step: what flows between steps, static hyperparameters, keep-alive,
+regexes, ranges, the image everywhere. Needs the `launcher` extra (pip install "warmcv[launcher]").
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import subprocess_env
+from tests.launcher.conftest import EXAMPLE, example_config
+from warmcv.cli import build_parser
+from warmcv.declarations import COORDINATOR_METRICS, metric_definitions, sagemaker_parameter_ranges, tuning_objective
+from warmcv.launcher import handlers, iam
+from warmcv.launcher.config import LauncherConfig
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("sagemaker") is None or importlib.util.find_spec("sagemaker.mlops") is None,
+    reason='needs the SageMaker Python SDK v3: pip install -e ".[launcher,test]"',
+)
+OFFLINE = Path(__file__).with_name("offline_run.py")
+PREPARED = "Steps.Prepare.ProcessingOutputConfig.Outputs['prepared'].S3Output.S3Uri"
+
+
+def run_offline(tmp: Path, *argv: str) -> dict[str, Any]:
+    report = tmp / "report.json"
+    result = subprocess.run([sys.executable, str(OFFLINE), str(report), "--", *argv], capture_output=True,
+                            text=True, env=subprocess_env(), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(report.read_text())
+    assert outcome["attempts"] == [], f"network access attempted: {outcome['attempts']}"
+    assert outcome["rc"] == 0, result.stderr[-3000:]
+    return outcome
+
+
+def definition(tmp: Path, *overrides: str) -> dict[str, Any]:
+    out = tmp / "definition.json"
+    run_offline(tmp, "pipeline", "definition", "--config", str(EXAMPLE), "--out", str(out), *overrides)
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def example_definition(tmp_path_factory) -> dict[str, Any]:
+    return definition(tmp_path_factory.mktemp("definition"))
+
+
+def steps(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {step["Name"]: step for step in document["Steps"]}
+
+
+def get(step: str, path: str) -> dict[str, str]:
+    return {"Get": f"Steps.{step}.{path}"}
+
+
+def strings(node: Any) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in strings(value)]
+    return []
+
+
+def test_steps_and_order(example_definition):
+    s = steps(example_definition)
+    assert list(s) == ["Prepare", "Tune", "BestHyperparameters", "TrainFinal", "CreateModel", "RegisterModel",
+                       "Predict", "ReleaseWarmPools"]
+    assert [x["Type"] for x in s.values()] == ["Processing", "Tuning", "Lambda", "Training", "Model",
+                                              "RegisterModel", "Transform", "Lambda"]
+    assert set(s["ReleaseWarmPools"]["DependsOn"]) == {"Predict", "RegisterModel"}
+
+
+def test_prepare_runs_the_images_prepare_entry(example_definition, config: LauncherConfig):
+    step = steps(example_definition)["Prepare"]["Arguments"]
+    arguments = step["AppSpecification"]["ContainerArguments"]
+    assert "ContainerEntrypoint" not in step["AppSpecification"]  # the image's ENTRYPOINT hands them to warmcv
+    assert arguments[:3] == ["--failure-file", "/opt/ml/output/message", "prepare"]
+    parsed = build_parser().parse_args(arguments)  # the real CLI accepts them
+    inputs = {i["InputName"]: i["S3Input"] for i in step["ProcessingInputs"]}
+    outputs = {o["OutputName"]: o["S3Output"] for o in step["ProcessingOutputConfig"]["Outputs"]}
+    assert str(parsed.data) == inputs["raw"]["LocalPath"] and inputs["raw"]["S3Uri"] == config.s3.input
+    assert str(parsed.out) == outputs["prepared"]["LocalPath"]
+    assert (parsed.target, parsed.folds, parsed.task) == ("income", 5, "binary")
+    assert outputs["prepared"]["S3Uri"]["Std:Join"]["Values"][:2] == ["s3://my-bucket/warmcv/census", "prepared"]
+
+
+def test_tuner_from_the_declarations(example_definition, config: LauncherConfig):
+    tune = steps(example_definition)["Tune"]["Arguments"]
+    job = tune["TrainingJobDefinition"]
+    tuning = tune["HyperParameterTuningJobConfig"]
+    assert job["InputDataConfig"] == [{"ChannelName": "train", "DataSource": {"S3DataSource": {
+        "S3DataDistributionType": "FullyReplicated", "S3DataType": "S3Prefix", "S3Uri": {"Get": PREPARED}}}}]
+    assert job["StaticHyperParameters"] == config.coordinator_hyperparameters()
+    assert job["StaticHyperParameters"]["mode"] == "coordinator"
+    assert job["StaticHyperParameters"]["fold_runner"] == "sagemaker"
+    assert job["StaticHyperParameters"]["keep_alive_seconds"] == "900"
+    assert job["StaticHyperParameters"]["n_folds"] == "5"
+    assert job["AlgorithmSpecification"]["MetricDefinitions"] == metric_definitions(COORDINATOR_METRICS)
+    assert tuning["HyperParameterTuningJobObjective"] == tuning_objective("auc")
+    expected = sagemaker_parameter_ranges(config.search_space())
+    for kind, ranges in expected.items():
+        assert sorted(tuning["ParameterRanges"].get(kind, []), key=lambda r: r["Name"]) == ranges
+    assert tuning["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 40, "MaxParallelTrainingJobs": 4}
+    assert (tuning["Strategy"], tuning["RandomSeed"], tuning["TrainingJobEarlyStoppingType"]) == ("Bayesian", 42, "Off")
+    assert tuning["TuningJobCompletionCriteria"] == {
+        "BestObjectiveNotImproving": {"MaxNumberOfTrainingJobsNotImproving": 20},
+        "ConvergenceDetected": {"CompleteOnConvergence": "Enabled"}}
+    # Trials keep no pool of their own (the service drops it for tuning jobs); their fold jobs do.
+    assert "KeepAlivePeriodInSeconds" not in job["ResourceConfig"]
+    assert job["OutputDataConfig"]["S3OutputPath"] == "s3://my-bucket/warmcv/census/tuning"
+
+
+def test_best_hyperparameters_feed_the_final_training(example_definition, config: LauncherConfig):
+    s = steps(example_definition)
+    best = s["BestHyperparameters"]
+    from_tuning = config.final_from_tuning()
+    assert best["FunctionArn"] == "arn:aws:lambda:us-east-1:111122223333:function:warmcv-best-hyperparameters"
+    assert best["Arguments"]["tuning_job_name"] == get("Tune", "HyperParameterTuningJobName")
+    assert best["Arguments"]["names"].split(",") == from_tuning
+    assert best["Arguments"]["rounds_from_cv"] == "true"  # early stopping is on in the example
+    outputs = {o["OutputName"] for o in best["OutputParameters"]}
+    assert outputs == {*from_tuning, handlers.BEST_TRAINING_JOB, handlers.CV_METRIC, handlers.CV_MEAN,
+                       handlers.CV_STD, handlers.EVALUATION_URI}
+    train = s["TrainFinal"]["Arguments"]
+    hyperparameters = train["HyperParameters"]
+    for name in from_tuning:
+        assert hyperparameters[name] == get("BestHyperparameters", f"OutputParameters['{name}']")
+    static = {k: v for k, v in hyperparameters.items() if isinstance(v, str)}
+    assert static == {k: v for k, v in config.worker_hyperparameters().items() if k not in from_tuning}
+    assert static["mode"] == "worker" and static["fold"] == "all" and "fold_runner" not in static
+    assert train["InputDataConfig"][0]["ChannelName"] == "train"
+    assert train["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == {"Get": PREPARED}
+    assert train["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 900
+    assert train["Tags"] == [{"Key": "warmcv:role", "Value": "final"}]
+
+
+def test_model_registration_and_transform_wiring(example_definition, config: LauncherConfig):
+    s = steps(example_definition)
+    artifacts = get("TrainFinal", "ModelArtifacts.S3ModelArtifacts")
+    assert s["CreateModel"]["Arguments"]["PrimaryContainer"]["ModelDataUrl"] == artifacts
+    register = s["RegisterModel"]["Arguments"]
+    assert register["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == artifacts
+    assert register["ModelPackageGroupName"] == "warmcv-census"
+    assert register["ModelApprovalStatus"] == "PendingManualApproval"
+    statistics = register["ModelMetrics"]["ModelQuality"]["Statistics"]
+    assert statistics == {"ContentType": "application/json",
+                          "S3Uri": get("BestHyperparameters", f"OutputParameters['{handlers.EVALUATION_URI}']")}
+    metadata = register["CustomerMetadataProperties"]
+    assert metadata["warmcv:cv_validation_mean"] == get("BestHyperparameters", f"OutputParameters['{handlers.CV_MEAN}']")
+    assert metadata["warmcv:cv_validation_std"] == get("BestHyperparameters", f"OutputParameters['{handlers.CV_STD}']")
+    transform = s["Predict"]["Arguments"]
+    assert transform["ModelName"] == get("CreateModel", "ModelName")
+    assert transform["TransformInput"]["SplitType"] == "Line" and transform["BatchStrategy"] == "MultiRecord"
+    assert transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == config.s3.batch_input
+    release = s["ReleaseWarmPools"]
+    assert release["FunctionArn"].endswith(":function:warmcv-release-warm-pools")
+    assert release["Arguments"] == {"tuning_job_name": get("Tune", "HyperParameterTuningJobName"),
+                                    "training_job_names": get("TrainFinal", "TrainingJobName")}
+
+
+def test_image_and_role_everywhere(example_definition, config: LauncherConfig):
+    s = steps(example_definition)
+    images = [s["Prepare"]["Arguments"]["AppSpecification"]["ImageUri"],
+              s["Tune"]["Arguments"]["TrainingJobDefinition"]["AlgorithmSpecification"]["TrainingImage"],
+              s["TrainFinal"]["Arguments"]["AlgorithmSpecification"]["TrainingImage"],
+              s["CreateModel"]["Arguments"]["PrimaryContainer"]["Image"],
+              s["RegisterModel"]["Arguments"]["InferenceSpecification"]["Containers"][0]["Image"]]
+    assert images == [config.image_uri] * 5
+    assert {x for x in strings(example_definition) if ".dkr.ecr." in x} == {config.image_uri}
+    assert {x for x in strings(example_definition) if ":iam::" in x} == {config.aws.role_arn}
+
+
+def test_pipeline_role_allows_every_step(example_definition, config: LauncherConfig):
+    policy = iam.pipeline_role_policy(config)
+    allowed = iam.allowed_actions(policy)
+    for step in example_definition["Steps"]:
+        assert set(iam.STEP_ACTIONS[step["Type"]]) <= allowed, step["Type"]
+    lambda_resources = next(st["Resource"] for st in policy["Statement"] if st["Sid"] == "LambdaStep")
+    assert {st["FunctionArn"] for st in example_definition["Steps"] if st["Type"] == "Lambda"} == set(lambda_resources)
+
+
+def test_definition_is_deterministic(tmp_path, example_definition):
+    assert definition(tmp_path) == example_definition
+
+
+def test_variants(tmp_path):
+    """Seed 0 (the SDK drops it), Grid (no job count), no early stopping, no release step, Hyperband."""
+    grid = steps(definition(tmp_path, "--strategy", "Grid", "--seed", "0", "--tune", "num_leaves,max_depth",
+                            "--range", "num_leaves=31,63", "--range", "max_depth=4,8", "--set",
+                            "early_stopping_rounds=0", "--no-release-warm-pools", "--keep-alive", "0"))
+    tuning = grid["Tune"]["Arguments"]["HyperParameterTuningJobConfig"]
+    assert tuning["RandomSeed"] == 0 and tuning["Strategy"] == "Grid"
+    assert tuning["ResourceLimits"] == {"MaxParallelTrainingJobs": 4}
+    assert sorted(r["Name"] for r in tuning["ParameterRanges"]["CategoricalParameterRanges"]) == ["max_depth", "num_leaves"]
+    assert "ReleaseWarmPools" not in grid
+    assert grid["BestHyperparameters"]["Arguments"]["rounds_from_cv"] == "false"
+    assert grid["BestHyperparameters"]["Arguments"]["names"] == "max_depth,num_leaves"
+    assert grid["TrainFinal"]["Arguments"]["HyperParameters"]["num_boost_round"] == "2000"
+    assert "KeepAlivePeriodInSeconds" not in grid["TrainFinal"]["Arguments"]["ResourceConfig"]
+    hyperband = steps(definition(tmp_path, "--strategy", "Hyperband", "--rounds", "3"))
+    config = hyperband["Tune"]["Arguments"]["HyperParameterTuningJobConfig"]
+    assert config["StrategyConfig"] == {"HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 3}}
+
+
+def test_tune_dry_run_prints_the_request_offline(tmp_path):
+    out = tmp_path / "stdout.txt"
+    script = (f"import sys, runpy; sys.argv = [{str(OFFLINE)!r}, {str(tmp_path / 'r.json')!r}, '--', 'tune', "
+              f"'--sagemaker', '--config', {str(EXAMPLE)!r}, '--prepared', 's3://my-bucket/prepared/x/', "
+              f"'--dry-run']; runpy.run_path({str(OFFLINE)!r}, run_name='__main__')")
+    with out.open("w") as handle:
+        subprocess.run([sys.executable, "-c", script], stdout=handle, text=True, env=subprocess_env(), timeout=300,
+                       check=True)
+    outcome = json.loads((tmp_path / "r.json").read_text())
+    assert outcome == {"rc": 0, "attempts": []}
+    request = json.loads(out.read_text())
+    channel = request["TrainingJobDefinition"]["InputDataConfig"][0]
+    assert channel["DataSource"]["S3DataSource"]["S3Uri"] == "s3://my-bucket/prepared/x/"
+    assert request["TrainingJobDefinition"]["StaticHyperParameters"] == example_config().coordinator_hyperparameters()
+
+
+def test_publish_sends_exactly_create_and_start(monkeypatch, config: LauncherConfig):
+    """UpsertPipeline and StartPipelineExecution requests, field by field (botocore Stubber, no network)."""
+    import socket
+
+    from botocore.stub import ANY, Stubber
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args[1:]}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    from warmcv.launcher import pipeline, sdk
+
+    session = sdk.pipeline_session(config)
+    arn = "arn:aws:sagemaker:us-east-1:111122223333:pipeline/warmcv-census"
+    with Stubber(session.sagemaker_client) as stub:
+        stub.add_response("create_pipeline", {"PipelineArn": arn}, {
+            "PipelineName": "warmcv-census", "RoleArn": config.aws.pipeline_role_arn, "PipelineDefinition": ANY,
+            "PipelineDescription": ANY})
+        stub.add_response("start_pipeline_execution", {"PipelineExecutionArn": arn + "/execution/abc"},
+                          {"PipelineName": "warmcv-census"})
+        result = pipeline.publish(config, upsert=True, start=True, session=session)
+        stub.assert_no_pending_responses()
+    assert result == {"pipeline_arn": arn, "execution_arn": arn + "/execution/abc"}
+
+
+def test_tune_sends_the_dry_run_request(monkeypatch):
+    """`tune --sagemaker` sends exactly the offline-built request (Stubber), seed 0 included."""
+    import boto3
+    from botocore.stub import Stubber
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    from warmcv.launcher import tuner
+
+    config = example_config(s3={"prepared": "s3://my-bucket/prepared/x/"}, tuning={"seed": 0})
+    request = tuner.tuning_request(config)
+    assert request["HyperParameterTuningJobConfig"]["RandomSeed"] == 0
+    client = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stub:
+        stub.add_response("create_hyper_parameter_tuning_job",
+                          {"HyperParameterTuningJobArn": "arn:aws:sagemaker:us-east-1:111122223333:"
+                                                         "hyper-parameter-tuning-job/warmcv-t1"},
+                          {"HyperParameterTuningJobName": "warmcv-t1", **request})
+        assert tuner.start_tuning(config, job_name="warmcv-t1", client=client) == "warmcv-t1"
+        stub.assert_no_pending_responses()
