@@ -75,3 +75,40 @@ def contract_dir(tmp_path: Path) -> ContractFactory:
         return base
 
     return make
+
+
+def wait_for_training_processes(candidates: Callable[[], list[int]], count: int = 1, cpu_seconds: float = 1.0,
+                                timeout: float = 180.0) -> list:
+    """Processes among `candidates()` that have used `cpu_seconds` of CPU, i.e. are past start-up and training.
+
+    Cumulative CPU time is used rather than the current CPU share, which drops under load and made
+    such waits flaky on a busy 2-core machine.
+    """
+    import time
+
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = []
+        for pid in candidates():
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            if times.user + times.system >= cpu_seconds:
+                busy.append(psutil.Process(pid))
+        if len(busy) >= count:
+            return busy
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {count} training process(es) after {timeout:.0f} s")
+
+
+def leaf_descendants(pid: int) -> list[int]:
+    """Descendants without children of their own: the fold workers, not the fork server that spawns them."""
+    import psutil
+
+    try:
+        return [p.pid for p in psutil.Process(pid).children(recursive=True) if not p.children()]
+    except psutil.NoSuchProcess:
+        return []

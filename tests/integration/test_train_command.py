@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.conftest import bin_path, subprocess_env
+from tests.conftest import bin_path, leaf_descendants, subprocess_env, wait_for_training_processes
 from warmcv.declarations import VALIDATION_SCORE
 
 
@@ -90,14 +90,7 @@ def test_sigterm_stops_the_coordinators_folds_and_exits_promptly(contract_dir, t
                                text=True)
     try:
         parent = psutil.Process(process.pid)
-        workers: list[psutil.Process] = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # wait until fold workers are busy training
-            workers = [p for p in parent.children(recursive=True) if _busy(p)]
-            if len(workers) >= 2:
-                break
-            time.sleep(0.2)
-        assert len(workers) >= 2, "fold workers never started"
+        wait_for_training_processes(lambda: leaf_descendants(process.pid), count=2)
         all_children = parent.children(recursive=True)
         sent = time.monotonic()
         process.send_signal(signal.SIGTERM)
@@ -113,9 +106,3 @@ def test_sigterm_stops_the_coordinators_folds_and_exits_promptly(contract_dir, t
     assert not alive, f"fold processes left running: {alive}"
     assert "average model validation score" not in output
 
-
-def _busy(process: psutil.Process) -> bool:
-    try:
-        return process.cpu_percent(interval=0.1) > 20
-    except psutil.NoSuchProcess:
-        return False

@@ -18,10 +18,10 @@ from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
 from tests.conftest import subprocess_env
+from warmcv.contract import ContainerPaths
 from warmcv.declarations import HYPERPARAMETERS
 from warmcv.launcher import handlers, lambda_deploy
 from warmcv.modes.entry import run_training_job
-from warmcv.contract import ContainerPaths
 
 TUNING = "warmcv-tune-abc"
 BEST = "warmcv-tune-abc-003-9f8e7d6c"

@@ -47,7 +47,7 @@ def test_documents_are_well_formed(config, tmp_path: Path):
 
 
 def test_roles_are_passed_only_to_their_service(config):
-    for name, document in iam.policies(config).items():
+    for _name, document in iam.policies(config).items():
         for statement in document["Statement"]:
             if "iam:PassRole" in statement.get("Action", []):
                 assert statement["Action"] == ["iam:PassRole"]

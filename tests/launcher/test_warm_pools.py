@@ -14,7 +14,7 @@ from warmcv.launcher.executions import execution_selector
 from warmcv.launcher.warm_pools import RunSelector, release_warm_pools
 
 ARN = "arn:aws:sagemaker:us-east-1:111122223333:training-job/{}"
-T0 = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
 
 def client():

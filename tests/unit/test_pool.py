@@ -7,6 +7,7 @@ import time
 import psutil
 import pytest
 
+from tests.conftest import wait_for_training_processes
 from warmcv.errors import FoldFailed, StopRequested
 from warmcv.runners.base import FoldTask
 from warmcv.runners.local import LocalFoldRunner
@@ -17,21 +18,9 @@ SLOW = {"num_boost_round": "100000", "learning_rate": "0.001", "num_leaves": "25
 QUICK = {"num_boost_round": "5"}
 
 
-def busy_workers(pool: WarmWorkerPool, timeout: float = 30.0) -> list[psutil.Process]:
-    """The pool's workers that are using CPU (training), once at least one is."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        busy = [p for p in map(psutil.Process, pool.worker_pids()) if _cpu(p) > 20]
-        if busy:
-            return busy
-    raise AssertionError("no busy worker found")
-
-
-def _cpu(process: psutil.Process) -> float:
-    try:
-        return process.cpu_percent(interval=0.1)
-    except psutil.NoSuchProcess:
-        return 0.0
+def busy_workers(pool: WarmWorkerPool) -> list[psutil.Process]:
+    """The pool's workers that are past start-up and training."""
+    return wait_for_training_processes(pool.worker_pids, count=1, cpu_seconds=0.5)
 
 
 def test_a_crashed_worker_fails_only_its_task(prepared_census):

@@ -267,13 +267,14 @@ def _release(args: argparse.Namespace) -> int:
     client = sagemaker_client(args.region)
     since = args.since
     if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=dt.timezone.utc)
+        since = since.replace(tzinfo=dt.UTC)
     try:
         selector = RunSelector(tuning_jobs=names(args.tuning_job), parent_jobs=names(args.parent_job),
                                training_jobs=names(args.training_job), any_warmcv_job=args.all_warmcv) \
             if not args.execution else None
     except ValueError as error:
-        raise UserInputError(f"{error}: use --execution, --tuning-job, --parent-job, --training-job or --all-warmcv")
+        raise UserInputError(
+            f"{error}: use --execution, --tuning-job, --parent-job, --training-job or --all-warmcv") from None
     if args.execution:
         try:
             found, started = execution_selector(client, args.execution)

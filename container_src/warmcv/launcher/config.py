@@ -269,7 +269,8 @@ def load_config(data: Mapping[str, Any]) -> LauncherConfig:
     top = {"image_uri", "hyperparameters", *SECTIONS}
     unknown = sorted(set(data) - top)
     if unknown:
-        raise UserInputError(f"config: unknown key(s) or table(s) {', '.join(unknown)}; known: {', '.join(sorted(top))}")
+        raise UserInputError(
+            f"config: unknown key(s) or table(s) {', '.join(unknown)}; known: {', '.join(sorted(top))}")
     sections = {name: _section(name, cls, data.get(name, {})) for name, cls in SECTIONS.items()}
     image_uri = data.get("image_uri", "")
     if not isinstance(image_uri, str):
@@ -327,7 +328,8 @@ def _validate(config: LauncherConfig) -> None:
              f"M x N = {tun.parallel_trials} x {tun.rounds} = {config.max_jobs} trials: SageMaker allows at most "
              f"{MAX_TUNING_JOBS} per tuning job")
     _require(p, tun.early_stopping in TUNER_EARLY_STOPPING,
-             f"tuning.early_stopping {tun.early_stopping!r}: one of {', '.join(TUNER_EARLY_STOPPING)} (the tuner's own; "
+             f"tuning.early_stopping {tun.early_stopping!r}: one of {', '.join(TUNER_EARLY_STOPPING)} "
+             "(the tuner's own; "
              "LightGBM's is the hyperparameter early_stopping_rounds)")
     if tun.seed is not None:
         _require(p, 0 <= tun.seed < 2**31, f"tuning.seed {tun.seed}: must be 0..2147483647")

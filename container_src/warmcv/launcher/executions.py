@@ -11,6 +11,7 @@ from typing import Any
 
 from warmcv.launcher.warm_pools import ReleaseReport, RunSelector, names
 
+
 def execution_selector(client: Any, execution_arn: str,
                        report: ReleaseReport | None = None) -> tuple[RunSelector, _dt.datetime | None]:
     """The tuning and training jobs a pipeline execution ran, and when its first step started."""

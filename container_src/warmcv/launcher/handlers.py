@@ -123,7 +123,8 @@ def release(sagemaker: Any, event: dict[str, Any]) -> dict[str, Any]:
     training = warm_pools.names(str(event.get("training_job_names", "")).split(","))
     if not (tuning or training):
         raise HandlerError("event names neither tuning_job_name nor training_job_names")
-    report = warm_pools.release_warm_pools(sagemaker, warm_pools.RunSelector(tuning_jobs=tuning, training_jobs=training))
+    selector = warm_pools.RunSelector(tuning_jobs=tuning, training_jobs=training)
+    report = warm_pools.release_warm_pools(sagemaker, selector)
     return {"released": len(report.released), "already_gone": len(report.already_gone),
             "released_jobs": ",".join(report.released)[:4000]}
 

@@ -156,7 +156,8 @@ def build_pipeline(config: LauncherConfig, session: Any | None = None) -> Any:
 
     # 5. Model and registration with the CV mean and std.
     def builder() -> Any:
-        return ModelBuilder(image_uri=config.image_uri, s3_model_data_url=step_train.properties.ModelArtifacts.S3ModelArtifacts,
+        return ModelBuilder(image_uri=config.image_uri,
+                            s3_model_data_url=step_train.properties.ModelArtifacts.S3ModelArtifacts,
                             role_arn=config.aws.role_arn, sagemaker_session=session,
                             # the image serves the model itself: no script-mode code to upload (that would
                             # call S3 for a default bucket while building the definition)
