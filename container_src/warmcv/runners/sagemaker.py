@@ -13,13 +13,14 @@ launches the trial's fold jobs, waits for them and returns their scores. What it
   CreateTrainingJob rate), botocore's adaptive retry mode absorbs throttling, and if a call is still
   throttled after botocore's attempts the runner backs off with full jitter and tries again (safe,
   because a repeated create is adopted, not duplicated).
-- **Prompt, cheap waiting.** Each fold is described by name on its own schedule (so the calls of K
-  folds spread out instead of arriving in bursts). A fold's interval is a small share of the time its
-  job has run (quick at first, backing off to at most `poll_max`: the share bounds how much polling
-  adds to the trial's end), jittered. The moment one fold finishes, its siblings, which started
-  within seconds of it, are polled quickly again. The loop ends as soon as every fold is terminal, or
-  at a deadline taken from the coordinator's own StoppingCondition (MaxRuntimeInSeconds minus the
-  time already used, minus a margin to stop cleanly).
+- **Prompt, cheap waiting.** Polls are DescribeTrainingJob by name. Until the first fold finishes,
+  each poll describes one fold, the least recently seen: folds that started within seconds of each
+  other finish together, so any one of them shows when the end is near, at 1/K of the calls. The
+  interval is a small share of the time the folds have run (quick at first, backing off to at most
+  `poll_max`; the share bounds how much polling can add to the trial), jittered. From the first finish
+  on, every running fold is described each poll, quickly. The loop ends as soon as every fold is
+  terminal, or at a deadline taken from the coordinator's own StoppingCondition (MaxRuntimeInSeconds
+  minus the time already used, minus a margin to stop cleanly).
 - **Safe to stop.** `stop()` sends StopTrainingJob to every fold job not known to be finished, with a
   short-retry client and a time budget well inside SageMaker's 120 s SIGTERM grace; one failed fold
   stops its siblings and fails the trial with that fold's FailureReason.
@@ -45,7 +46,6 @@ from warmcv.aws.fold_jobs import (
     MAX_ATTEMPTS,
     FoldJobTemplate,
     identity_differences,
-    network_isolation_message,
 )
 from warmcv.aws.fold_results import (
     metrics_from_archive,
@@ -95,10 +95,10 @@ class Timing:
 
     create_interval: float = 1.0  # least gap between this coordinator's creates (the account's ~1/s)
     jitter: float = 0.3  # every wait is multiplied by a random factor in [1 - jitter, 1 + jitter]
-    poll_min: float = 5.0  # a fold's first polls
-    poll_fraction: float = 0.05  # then every this share of the time since the fold's job was created
+    poll_min: float = 5.0  # the first polls (one fold each, round robin)
+    poll_fraction: float = 0.05  # then every this share of the time since the first fold job was created
     poll_max: float = 60.0
-    poll_finish: float = 2.0  # once one fold has finished, its siblings are polled this often (then backing off)
+    poll_finish: float = 2.0  # once one fold has finished, all others are polled this often (then backing off)
     retry_min: float = 2.0  # our backoff after botocore's own retries gave up on a transient error
     retry_max: float = 30.0
     stop_budget: float = 60.0  # stop() keeps retrying throttled stops this long (SageMaker kills at 120 s)
@@ -140,7 +140,7 @@ class FoldJob:
     status: str = ""
     secondary: str = ""
     created_at: float = 0.0
-    next_poll: float = 0.0
+    seen_at: float = 0.0  # when it was last described
     stop_sent: bool = False
     adopted: bool = False
     reused_pool: bool = False
@@ -199,6 +199,7 @@ class SageMakerFoldRunner(FoldRunner):
         self._local: _InProcessFold | None = None
         self._copy_user_tags = True
         self._first_finish: float | None = None
+        self._polling_since = 0.0
 
     # -- construction inside a training job ------------------------------------------------------------
     @classmethod
@@ -230,21 +231,24 @@ class SageMakerFoldRunner(FoldRunner):
                  local_data_dir: Path | None = None) -> SageMakerFoldRunner:
         """DescribeTrainingJob on the coordinator itself (and ListTags), then the fold-job template."""
         timing = timing or Timing()
+        rng = rng or random.Random()
         try:
-            me = api.describe_training_job(name, prompt=True)
+            me = _with_retries(lambda attempt: api.describe_training_job(name, prompt=attempt == 1), clock, rng,
+                               timing)
         except TransientError as error:
             if error.code in _CONNECTION_CODES:
                 raise UserInputError(
-                    f"{network_isolation_message(name).split(': it runs with', 1)[0]}: {error}. The coordinator "
-                    "needs outbound access to the SageMaker API: no network isolation; in a VPC, a NAT gateway or "
-                    "a com.amazonaws.<region>.sagemaker.api interface endpoint (and S3 access for the fold results)"
+                    f"coordinator job {name} cannot reach the SageMaker API: {error}. The coordinator needs "
+                    "outbound access to the SageMaker API: no network isolation (EnableNetworkIsolation=false); in "
+                    "a VPC, a NAT gateway or a com.amazonaws.<region>.sagemaker.api interface endpoint (and S3 "
+                    "access for the fold results)"
                 ) from None
             raise UserInputError(f"could not describe the coordinator job {name}: {error}") from None
         except AccessDenied as error:
             raise UserInputError(_permission_message(error)) from None
         user_tags: list[dict[str, str]] = []
         try:
-            user_tags = api.list_tags(me["TrainingJobArn"])
+            user_tags = _with_retries(lambda attempt: api.list_tags(me["TrainingJobArn"]), clock, rng, timing)
         except ApiError as error:
             log.warning("could not read the coordinator's tags (%s); fold jobs get warmcv's tags only", error)
         remaining = cls._remaining_runtime(me, clock)
@@ -292,6 +296,7 @@ class SageMakerFoldRunner(FoldRunner):
         now = self.clock.monotonic()
         next_create = now + self.rng.uniform(0.0, self.timing.create_interval)
         create_failures = poll_failures = 0
+        next_poll: float | None = None
         while True:
             now = self.clock.monotonic()
             self._check_deadline(now)
@@ -311,22 +316,20 @@ class SageMakerFoldRunner(FoldRunner):
                 queue.popleft()
                 # Never below the account's pace (about 1/s), jittered upwards so coordinators drift apart.
                 next_create = now + self.timing.create_interval * self.rng.uniform(1.0, 1.0 + self.timing.jitter)
-                if fold.state == "running":
-                    fold.next_poll = now + self._jittered(self.timing.poll_min)
+                if next_poll is None and fold.state == "running":
+                    self._polling_since = now
+                    next_poll = now + self._jittered(self.timing.poll_min)
                 continue
-            due = sorted((f for f in self._folds if f.state == "running" and f.next_poll <= now),
-                         key=lambda f: f.next_poll)
-            if due:
-                throttled = self._poll(due, now)
+            running = [f for f in self._folds if f.state == "running"]
+            if running and next_poll is not None and now >= next_poll:
+                throttled = self._poll(running, now)
                 poll_failures = poll_failures + 1 if throttled else 0
-                if throttled:  # throttling is account-wide: every fold waits
-                    hold = now + self._backoff(poll_failures)
-                    for fold in self._folds:
-                        fold.next_poll = max(fold.next_poll, hold)
+                interval = self._backoff(poll_failures) if throttled else self._poll_interval(now)
+                next_poll = now + self._jittered(interval)
             if all(f.state == "done" for f in self._folds):
                 break
-            running = [f.next_poll for f in self._folds if f.state == "running"]
-            self._sleep_until(now, next_create if queue else None, min(running) if running else None)
+            self._sleep_until(now, next_create if queue else None,
+                              next_poll if any(f.state == "running" for f in self._folds) else None)
         log.info("all %d folds done; API calls for this trial: %s", len(self._folds), self.api.calls.summary())
         return [f.result for f in self._folds if f.result is not None]
 
@@ -425,9 +428,17 @@ class SageMakerFoldRunner(FoldRunner):
                 "max_parallel_jobs, or set coordinator_trains_fold=true")
 
     # -- waiting -------------------------------------------------------------------------------------------
-    def _poll(self, due: list[FoldJob], now: float) -> bool:
-        """Describe the folds whose poll is due and schedule their next one. Returns True if throttled."""
-        for fold in due:
+    def _poll(self, running: list[FoldJob], now: float) -> bool:
+        """One poll tick. Returns True if throttled.
+
+        Until a fold has finished, a tick describes ONE fold, the least recently seen: folds that started
+        together finish together, so any of them shows when the end is near, at 1/K of the calls. From the
+        first finish on, a tick describes every fold still running.
+        """
+        due = list(running) if self._first_finish is not None else [min(running, key=lambda f: f.seen_at)]
+        while due:
+            fold = due.pop(0)
+            fold.seen_at = now
             try:
                 description = self.api.describe_training_job(str(fold.name))
             except TransientError as error:
@@ -436,16 +447,11 @@ class SageMakerFoldRunner(FoldRunner):
             except JobNotFound:
                 if self.clock.monotonic() - fold.created_at >= self.timing.not_found_grace:
                     self._fail(fold, f"fold job {fold.name} disappeared (DescribeTrainingJob: not found)")
-                fold.next_poll = now + self._jittered(self.timing.poll_min)
                 continue
             if self._update(fold, description) and self._first_finish is None:
-                # Siblings started within seconds of each other: they are about to finish too.
+                # Its siblings started within seconds of it: look at all of them now, and quickly from now on.
                 self._first_finish = now
-                for sibling in self._folds:
-                    if sibling.state == "running":
-                        sibling.next_poll = min(sibling.next_poll, now + self._jittered(self.timing.poll_finish))
-            if fold.state == "running":
-                fold.next_poll = now + self._jittered(self._poll_interval(fold, now))
+                due = [f for f in running if f.state == "running" and f is not fold]
         return False
 
     def _update(self, fold: FoldJob, description: Mapping[str, Any]) -> bool:
@@ -564,12 +570,12 @@ class SageMakerFoldRunner(FoldRunner):
         ceiling = min(self.timing.retry_max, self.timing.retry_min * 2 ** max(0, failures - 1))
         return self.rng.uniform(self.timing.retry_min / 2, ceiling)
 
-    def _poll_interval(self, fold: FoldJob, now: float) -> float:
-        """A share of the time the fold has run (of the time since a sibling finished, once one has)."""
+    def _poll_interval(self, now: float) -> float:
+        """A share of the time the folds have run (of the time since the first one finished, once one has)."""
         if self._first_finish is not None:
             since, floor = now - self._first_finish, self.timing.poll_finish
         else:
-            since, floor = now - fold.created_at, self.timing.poll_min
+            since, floor = now - self._polling_since, self.timing.poll_min
         return min(self.timing.poll_max, max(floor, self.timing.poll_fraction * since))
 
     def _sleep_until(self, now: float, *wakes: float | None) -> None:
@@ -581,6 +587,24 @@ class SageMakerFoldRunner(FoldRunner):
         if not candidates:
             return
         self.clock.sleep(max(0.0, min(candidates) - now))
+
+
+def _with_retries(call: Any, clock: Clock, rng: random.Random, timing: Timing, attempts: int = 6) -> Any:
+    """Self-discovery is not urgent: ride out throttling with jittered backoff (connection errors fail at once).
+
+    The first attempt goes to the prompt client, so an unreachable API (network isolation) is reported
+    within seconds; later attempts use the patient one, whose adaptive mode slows down under throttling.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return call(attempt)
+        except TransientError as error:
+            if error.code in _CONNECTION_CODES or attempt == attempts:
+                raise
+            delay = rng.uniform(timing.retry_min / 2, min(timing.retry_max, timing.retry_min * 2 ** (attempt - 1)))
+            log.info("%s; trying again in %.1f s", error, delay)
+            clock.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def _permission_message(error: ApiError) -> str:
