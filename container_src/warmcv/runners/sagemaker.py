@@ -72,7 +72,6 @@ from warmcv.runners.base import FoldResult, FoldRunner, FoldTask
 
 log = logging.getLogger(__name__)
 
-TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 TIMING_ENV = "WARMCV_SAGEMAKER_TIMING"
 REQUIRED_PERMISSIONS = ("sagemaker:CreateTrainingJob, sagemaker:DescribeTrainingJob, sagemaker:StopTrainingJob, "
                         "sagemaker:AddTags, sagemaker:ListTags, iam:PassRole on its own role, and s3:GetObject "
@@ -136,7 +135,8 @@ class FoldJob:
     attempt: int = 1
     name: str | None = None
     request: dict[str, Any] | None = None
-    state: str = "waiting"  # waiting | creating | running | done | local
+    state: str = "waiting"  # waiting | creating | running | done (in_process folds: waiting | done)
+    in_process: bool = False  # trained by the coordinator itself, not by a job
     status: str = ""
     secondary: str = ""
     created_at: float = 0.0
@@ -276,7 +276,7 @@ class SageMakerFoldRunner(FoldRunner):
     # -- the FoldRunner interface ----------------------------------------------------------------------
     def describe(self) -> str:
         resources = self.template.base.get("ResourceConfig", {})
-        jobs = [f for f in self._folds if f.state != "local"]
+        jobs = [f for f in self._folds if not f.in_process]
         text = (f"sagemaker ({len(jobs)} fold jobs on {resources.get('InstanceCount', 1)} x "
                 f"{resources.get('InstanceType', '?')}, keep-alive {self.template.keep_alive_seconds} s")
         if self.local_data_dir is not None:
@@ -289,10 +289,10 @@ class SageMakerFoldRunner(FoldRunner):
         self._folds = [FoldJob(task) for task in tasks]
         self._first_finish = None
         if self.local_data_dir is not None and self._folds:
-            self._folds[0].state = "local"
+            self._folds[0].in_process = True
             self._local = _InProcessFold(self.local_data_dir, tasks[0], self.clock)
             log.info("fold %d: trained by the coordinator itself", tasks[0].fold)
-        queue = deque(f for f in self._folds if f.state == "waiting")
+        queue = deque(f for f in self._folds if not f.in_process)
         now = self.clock.monotonic()
         next_create = now + self.rng.uniform(0.0, self.timing.create_interval)
         create_failures = poll_failures = 0
@@ -370,12 +370,15 @@ class SageMakerFoldRunner(FoldRunner):
                 fold.attempt += 1
                 continue
             except QuotaExceeded as error:
+                fold.state = "waiting"  # refused: no job exists to stop
                 self.stop()
                 raise UserInputError(self._quota_message(fold, error)) from None
             except AccessDenied as error:
+                fold.state = "waiting"
                 self.stop()
                 raise UserInputError(_permission_message(error)) from None
             except RequestRejected as error:
+                fold.state = "waiting"
                 if self._copy_user_tags and self.template.user_tags and "tag" in error.aws_message.lower():
                     log.warning("SageMaker rejected the fold job's copied tags (%s); creating fold jobs with "
                                 "warmcv's tags only", error.aws_message)
@@ -420,7 +423,7 @@ class SageMakerFoldRunner(FoldRunner):
     def _quota_message(self, fold: FoldJob, error: QuotaExceeded) -> str:
         resources = self.template.base.get("ResourceConfig", {})
         quota = error.quota or f"{resources.get('InstanceType')} for training job usage"
-        jobs = sum(1 for f in self._folds if f.state != "local")
+        jobs = sum(1 for f in self._folds if not f.in_process)
         return (f"SageMaker refused fold job {fold.name}: ResourceLimitExceeded: {error.aws_message} Raise the "
                 f"Service Quotas (Amazon SageMaker) quota '{quota}': each trial runs {jobs} fold jobs of "
                 f"{resources.get('InstanceCount', 1)} instance(s) at once, times the tuner's max_parallel_jobs, "
@@ -494,7 +497,7 @@ class SageMakerFoldRunner(FoldRunner):
                 raise  # unreachable: _fail raises
 
     def _check_local(self) -> None:
-        if self._local is None or not self._folds or self._folds[0].state != "local":
+        if self._local is None or not self._folds or self._folds[0].state == "done":
             return
         future = self._local.future
         if not future.done():
@@ -523,7 +526,8 @@ class SageMakerFoldRunner(FoldRunner):
 
     def _fail(self, fold: FoldJob, reason: str) -> None:
         log.error("%s; stopping the other folds", reason)
-        fold.state = "done" if fold.state == "local" else fold.state
+        if fold.in_process:
+            fold.state = "done"
         fold.stop_sent = True  # it has ended (or is ours to leave): do not stop it again
         self.stop()
         raise FoldFailed(fold.task.fold, reason)
@@ -580,7 +584,7 @@ class SageMakerFoldRunner(FoldRunner):
 
     def _sleep_until(self, now: float, *wakes: float | None) -> None:
         candidates = [w for w in wakes if w is not None]
-        if self._local is not None and self._folds and self._folds[0].state == "local":
+        if self._local is not None and self._folds and self._folds[0].state != "done":
             candidates.append(now + self.timing.local_check)
         if self.deadline is not None:
             candidates.append(self.deadline)
