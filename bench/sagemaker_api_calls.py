@@ -19,14 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "container_src"), str(ROOT / "tests")]
 
-from fakes.simulated import SimulatedS3, SimulatedSageMaker  # noqa: E402
-
-from warmcv.aws.fold_jobs import FoldJobTemplate  # noqa: E402
-from warmcv.aws.training_jobs import TrainingJobsApi  # noqa: E402
-from warmcv.clock import ManualClock  # noqa: E402
-from warmcv.errors import FoldFailed  # noqa: E402
-from warmcv.runners.base import FoldTask  # noqa: E402
-from warmcv.runners.sagemaker import SageMakerFoldRunner, Timing  # noqa: E402
+from fakes.simulated import SimulatedS3, SimulatedSageMaker
+from warmcv.aws.fold_jobs import FoldJobTemplate
+from warmcv.aws.training_jobs import TrainingJobsApi
+from warmcv.clock import ManualClock
+from warmcv.errors import FoldFailed
+from warmcv.runners.base import FoldTask
+from warmcv.runners.sagemaker import SageMakerFoldRunner, Timing
 
 PARENT = {
     "TrainingJobName": "trial-001", "TrainingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/trial-001",

@@ -8,10 +8,10 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from warmcv.declarations import COORDINATOR_METRICS, metric_definitions
+
 from fakes.s3 import MotoS3
 from fakes.sagemaker import ACCOUNT, FakeSageMaker
-
-from warmcv.declarations import COORDINATOR_METRICS, metric_definitions
 
 BUCKET = "warmcv-tests"
 IMAGE = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/warmcv:test"

@@ -179,7 +179,7 @@ class FakeSageMaker:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 operation = self.headers.get("X-Amz-Target", "").split(".", 1)[-1]
                 status, payload = fake.handle(operation, json.loads(body or b"{}"))
@@ -285,7 +285,7 @@ class FakeSageMaker:
                 return error.status, {"__type": error.code, "message": error.message}
 
     # -- operations ------------------------------------------------------------------------------------
-    def _op_CreateTrainingJob(self, p: dict) -> dict:  # noqa: N802
+    def _op_CreateTrainingJob(self, p: dict) -> dict:
         name = p["TrainingJobName"]
         self._validate(p)
         if name in self.jobs:
@@ -306,10 +306,10 @@ class FakeSageMaker:
         job.thread.start()
         return {"TrainingJobArn": job.arn}
 
-    def _op_DescribeTrainingJob(self, p: dict) -> dict:  # noqa: N802
+    def _op_DescribeTrainingJob(self, p: dict) -> dict:
         return self._describe(self._job(p["TrainingJobName"]))
 
-    def _op_StopTrainingJob(self, p: dict) -> dict:  # noqa: N802
+    def _op_StopTrainingJob(self, p: dict) -> dict:
         job = self._job(p["TrainingJobName"])
         if job.status != "InProgress":
             raise FakeError("ValidationException",
@@ -319,7 +319,7 @@ class FakeSageMaker:
         job.stop_event.set()
         return {}
 
-    def _op_ListTags(self, p: dict) -> dict:  # noqa: N802
+    def _op_ListTags(self, p: dict) -> dict:
         for job in self.jobs.values():
             if job.arn == p["ResourceArn"]:
                 return {"Tags": copy.deepcopy(job.request.get("Tags", []))}
@@ -398,7 +398,7 @@ class FakeSageMaker:
             out["TrainingStartTime"] = job.start_time
         if job.end_time:
             out["TrainingEndTime"] = job.end_time
-            seconds = int(round(job.end_time - (job.start_time or job.created)))
+            seconds = round(job.end_time - (job.start_time or job.created))
             out["TrainingTimeInSeconds"] = seconds
             out["BillableTimeInSeconds"] = seconds
         if job.final_metrics:

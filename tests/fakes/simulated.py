@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
-
 from warmcv.clock import ManualClock
 
 ACCOUNT = "123456789012"
@@ -110,7 +109,7 @@ class SimulatedSageMaker:
         self._record("CreateTrainingJob", name)
         return {"TrainingJobArn": self.arn(name)}
 
-    def describe_training_job(self, TrainingJobName: str) -> dict:  # noqa: N803 - boto3's keyword
+    def describe_training_job(self, TrainingJobName: str) -> dict:
         self._maybe_throttle("DescribeTrainingJob", TrainingJobName)
         job = self.jobs.get(TrainingJobName)
         if job is None:
@@ -119,7 +118,7 @@ class SimulatedSageMaker:
         self._record("DescribeTrainingJob", TrainingJobName)
         return self._describe(job)
 
-    def stop_training_job(self, TrainingJobName: str) -> dict:  # noqa: N803
+    def stop_training_job(self, TrainingJobName: str) -> dict:
         self._maybe_throttle("StopTrainingJob", TrainingJobName)
         job = self.jobs.get(TrainingJobName)
         if job is None:
@@ -133,11 +132,11 @@ class SimulatedSageMaker:
         self._record("StopTrainingJob", TrainingJobName)
         return {}
 
-    def list_tags(self, ResourceArn: str, **_: Any) -> dict:  # noqa: N803
+    def list_tags(self, ResourceArn: str, **_: Any) -> dict:
         self._record("ListTags", ResourceArn)
         return {"Tags": self.tags.get(ResourceArn, [])}
 
-    def get_object(self, Bucket: str, Key: str) -> dict:  # noqa: N803
+    def get_object(self, Bucket: str, Key: str) -> dict:
         name = Key.split("/")[-3]
         job = self.jobs.get(name)
         self._record("GetObject", name)
@@ -197,5 +196,5 @@ class SimulatedSageMaker:
 class SimulatedS3:
     sagemaker: SimulatedSageMaker
 
-    def get_object(self, Bucket: str, Key: str) -> dict:  # noqa: N803
+    def get_object(self, Bucket: str, Key: str) -> dict:
         return self.sagemaker.get_object(Bucket=Bucket, Key=Key)

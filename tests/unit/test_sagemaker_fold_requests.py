@@ -9,14 +9,13 @@ from __future__ import annotations
 import io
 import logging
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from fakes.simulated import fold_summary, metrics_archive
-
 from warmcv.aws import tags as tag_keys
 from warmcv.aws.fold_jobs import (
     JOB_NAME_PATTERN,
@@ -52,7 +51,7 @@ VPC = {"SecurityGroupIds": ["sg-0abc"], "Subnets": ["subnet-1", "subnet-2"]}
 
 def coordinator_description(clock: ManualClock, **changes) -> dict:
     """DescribeTrainingJob of a tuner-launched coordinator, with every setting a fold job must copy."""
-    started = datetime.fromtimestamp(clock.time(), tz=timezone.utc) - timedelta(seconds=600)
+    started = datetime.fromtimestamp(clock.time(), tz=UTC) - timedelta(seconds=600)
     description = {
         "TrainingJobName": PARENT, "TrainingJobArn": PARENT_ARN, "TuningJobArn": TUNING_ARN,
         "ModelArtifacts": {"S3ModelArtifacts": f"s3://ml-bucket/out/{PARENT}/output/model.tar.gz"},
@@ -129,7 +128,7 @@ def fold_description(fold: int) -> dict:
         "ModelArtifacts": {"S3ModelArtifacts": f"s3://ml-bucket/out/{name}/output/model.tar.gz"},
         "TrainingJobStatus": "Completed", "SecondaryStatus": "Completed",
         "HyperParameters": request["HyperParameters"], "StoppingCondition": request["StoppingCondition"],
-        "CreationTime": datetime(2026, 1, 1, tzinfo=timezone.utc), "TrainingTimeInSeconds": 95,
+        "CreationTime": datetime(2026, 1, 1, tzinfo=UTC), "TrainingTimeInSeconds": 95,
         "BillableTimeInSeconds": 95, "WarmPoolStatus": {"Status": "Available"},
     }
 

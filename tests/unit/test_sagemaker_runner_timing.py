@@ -7,13 +7,13 @@ every call and every wait exactly.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 import pytest
 from fakes.simulated import SimulatedS3, SimulatedSageMaker
-
 from warmcv.aws.fold_jobs import FoldJobTemplate
 from warmcv.aws.training_jobs import TrainingJobsApi
 from warmcv.clock import ManualClock
@@ -36,8 +36,8 @@ def parent_description(clock: ManualClock, max_runtime: int = 86400, used: float
         "OutputDataConfig": {"S3OutputPath": "s3://b/out"},
         "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
         "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime},
-        "TrainingStartTime": datetime.fromtimestamp(clock.time() - used, tz=timezone.utc),
-        "CreationTime": datetime.fromtimestamp(clock.time() - used - 30, tz=timezone.utc),
+        "TrainingStartTime": datetime.fromtimestamp(clock.time() - used, tz=UTC),
+        "CreationTime": datetime.fromtimestamp(clock.time() - used - 30, tz=UTC),
         "TrainingJobStatus": "InProgress", "SecondaryStatus": "Training",
         "ModelArtifacts": {"S3ModelArtifacts": "s3://b/out/x"},
     }
@@ -77,7 +77,7 @@ def test_a_trial_ends_moments_after_its_last_fold_with_paced_creates_and_few_pol
     # Creates: one per fold, never faster than the account's ~1/s, and not a fixed gap.
     times = [c[0] for c in creates(sim)]
     assert len(times) == K
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 1.0 and len({round(g, 3) for g in gaps}) == len(gaps)
     # Polling adds at most poll_fraction (jittered) of the folds' running time to the trial.
     timing = Timing()
@@ -104,7 +104,7 @@ def test_polls_are_quick_at_first_then_back_off_and_jitter():
     timing = Timing()
     make_runner(sim, timing).run(tasks(1))
     polls = describes_of(sim, f"{PARENT}-f0")
-    gaps = [b - a for a, b in zip(polls, polls[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(polls)]
     assert gaps[0] < timing.poll_min * (1 + timing.jitter) + 1e-9
     assert max(gaps) <= timing.poll_max * (1 + timing.jitter) + 1e-9
     assert max(gaps) > timing.poll_max * (1 - timing.jitter) - 1e-9  # reached the cap on a 1-hour job

@@ -16,7 +16,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import boto3
 import pytest
 from botocore.config import Config
-
 from warmcv.aws.training_jobs import TrainingJobsApi
 from warmcv.errors import StopRequested
 from warmcv.modes.signals import stop_on_signals
@@ -29,7 +28,7 @@ def slow_sagemaker():
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
             requests.append(time.monotonic())
             time.sleep(0.6)

@@ -10,8 +10,9 @@ SageMaker and simulated time. Every call is counted, so a trial can report its A
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -29,6 +30,25 @@ SERVER_ERROR_CODES = frozenset({
     "InternalFailure", "InternalError", "InternalServerError", "InternalServerException", "ServiceUnavailable",
     "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException",
 })
+
+
+class SageMakerClient(Protocol):
+    """The part of boto3's SageMaker client the coordinator uses (a simulator implements just this)."""
+
+    def create_training_job(self, **request: Any) -> Mapping[str, Any]: ...
+
+    def describe_training_job(self, *, TrainingJobName: str) -> Mapping[str, Any]: ...
+
+    def stop_training_job(self, *, TrainingJobName: str) -> Mapping[str, Any]: ...
+
+    def list_tags(self, *, ResourceArn: str, MaxResults: int = ..., NextToken: str = ...) -> Mapping[str, Any]:
+        ...
+
+
+class S3Client(Protocol):
+    """`get_object` returns {"Body": <readable>, "ContentLength": int} like boto3's."""
+
+    def get_object(self, *, Bucket: str, Key: str) -> Mapping[str, Any]: ...
 
 
 class ApiError(WarmcvError):
@@ -133,7 +153,8 @@ class TrainingJobsApi:
     stops, which must answer quickly; `s3` reads the fold jobs' output archives.
     """
 
-    def __init__(self, sagemaker: Any, s3: Any = None, prompt: Any = None, calls: ApiCalls | None = None):
+    def __init__(self, sagemaker: SageMakerClient, s3: S3Client | None = None, prompt: SageMakerClient | None = None,
+                 calls: ApiCalls | None = None):
         self.sagemaker = sagemaker
         self.prompt = prompt if prompt is not None else sagemaker
         self.s3 = s3
