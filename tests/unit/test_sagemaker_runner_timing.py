@@ -57,7 +57,8 @@ def make_runner(sim: SimulatedSageMaker, timing: Timing | None = None, seed: int
                                            max_runtime_seconds=int(remaining) if remaining else None)
     timing = timing or Timing()
     deadline = clock.monotonic() + remaining - timing.deadline_margin if remaining is not None else None
-    return SageMakerFoldRunner(api, template, clock=clock, rng=random.Random(seed), timing=timing, deadline=deadline)
+    return SageMakerFoldRunner(api, template, clock=clock, rng=random.Random(seed), timing=timing, deadline=deadline,
+                               max_runtime=discover.get("max_runtime"))
 
 
 def creates(sim: SimulatedSageMaker, outcome: str | None = "OK") -> list[tuple]:
@@ -265,7 +266,7 @@ def test_folds_that_cannot_finish_before_the_coordinators_max_runtime_are_stoppe
     sim = SimulatedSageMaker(ManualClock(), start_seconds=60, train_seconds=3600)
     timing = Timing()
     runner = make_runner(sim, timing, max_runtime=1800, used=300)
-    with pytest.raises(FoldsTimedOut, match="MaxRuntimeInSeconds") as error:
+    with pytest.raises(FoldsTimedOut, match=r"MaxRuntimeInSeconds \(1800 s, less 90 s") as error:
         runner.run(tasks())
     assert abs(sim.clock.monotonic() - (1800 - 300 - timing.deadline_margin)) < 1e-6
     assert len([c for c in sim.calls if c[1] == "StopTrainingJob" and c[3] == "OK"]) == K
@@ -319,3 +320,16 @@ def test_copied_tags_the_service_rejects_are_dropped_not_fatal(caplog):
                                                   user_tags=[{"Key": "team", "Value": "ml"}])
     assert len(runner.run(tasks(3))) == 3
     assert "warmcv's tags only" in caplog.text
+
+
+def test_a_fold_stopped_by_its_own_max_runtime_says_so():
+    class MaxRuntime(SimulatedSageMaker):
+        def _describe(self, job):
+            out = super()._describe(job)
+            if out["TrainingJobStatus"] == "Completed" and out["TrainingJobName"].endswith("-f1"):
+                out.update(TrainingJobStatus="Stopped", SecondaryStatus="MaxRuntimeExceeded")
+            return out
+
+    sim = MaxRuntime(ManualClock(), start_seconds=10, train_seconds=100)
+    with pytest.raises(FoldFailed, match=r"trial-7-f1 reached its MaxRuntimeInSeconds \(86400 s"):
+        make_runner(sim).run(tasks(3))

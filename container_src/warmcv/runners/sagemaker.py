@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from warmcv.aws.fold_jobs import (
     MAX_ATTEMPTS,
@@ -186,14 +186,16 @@ class SageMakerFoldRunner(FoldRunner):
 
     def __init__(self, api: TrainingJobsApi, template: FoldJobTemplate, *, clock: Clock = SYSTEM_CLOCK,
                  rng: random.Random | None = None, timing: Timing | None = None, deadline: float | None = None,
-                 local_data_dir: Path | None = None):
-        """`deadline` is on `clock.monotonic()`; `local_data_dir` makes the coordinator train fold 0 itself."""
+                 max_runtime: int | None = None, local_data_dir: Path | None = None):
+        """`deadline` is on `clock.monotonic()` (derived from the coordinator's `max_runtime`, for messages);
+        `local_data_dir` makes the coordinator train fold 0 itself."""
         self.api = api
         self.template = template
         self.clock = clock
         self.rng = rng or random.Random()
         self.timing = timing or Timing()
         self.deadline = deadline
+        self.max_runtime = max_runtime
         self.local_data_dir = local_data_dir
         self._folds: list[FoldJob] = []
         self._local: _InProcessFold | None = None
@@ -263,6 +265,7 @@ class SageMakerFoldRunner(FoldRunner):
         for note in template.notes:
             log.info("%s", note)
         return cls(api, template, clock=clock, rng=rng, timing=timing, deadline=deadline,
+                   max_runtime=(me.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds"),
                    local_data_dir=local_data_dir)
 
     @staticmethod
@@ -477,6 +480,10 @@ class SageMakerFoldRunner(FoldRunner):
         if status == "Failed":
             self._fail(fold, f"fold job {fold.name} failed: {description.get('FailureReason') or 'no reason given'}")
         if status in ("Stopped", "Stopping") and not fold.stop_sent:
+            if secondary == "MaxRuntimeExceeded":
+                limit = (description.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds", "?")
+                self._fail(fold, f"fold job {fold.name} reached its MaxRuntimeInSeconds ({limit} s, capped at the "
+                                 "coordinator's remaining runtime); raise MaxRuntimeInSeconds")
             self._fail(fold, f"fold job {fold.name} was stopped by someone other than its coordinator "
                              f"({description.get('FailureReason') or 'no reason given'})")
         return False
@@ -494,7 +501,6 @@ class SageMakerFoldRunner(FoldRunner):
             except (KeyError, ValueError, UserInputError) as fallback:
                 self._fail(fold, f"fold job {fold.name} completed but its scores cannot be read: {error}; "
                                  f"{fallback}")
-                raise  # unreachable: _fail raises
 
     def _check_local(self) -> None:
         if self._local is None or not self._folds or self._folds[0].state == "done":
@@ -519,12 +525,12 @@ class SageMakerFoldRunner(FoldRunner):
         self.stop()
         raise FoldsTimedOut(
             f"the folds did not finish within the coordinator's MaxRuntimeInSeconds "
-            f"({self.template.base.get('StoppingCondition', {}).get('MaxRuntimeInSeconds', '?')} s, less "
-            f"{self.timing.deadline_margin:.0f} s to stop cleanly); stopped {', '.join(running) or 'no jobs'}. "
+            f"({self.max_runtime or '?'} s, less {self.timing.deadline_margin:.0f} s to stop cleanly); stopped "
+            f"{', '.join(running) or 'no jobs'}. "
             "Raise MaxRuntimeInSeconds of the tuning job's training job definition"
         )
 
-    def _fail(self, fold: FoldJob, reason: str) -> None:
+    def _fail(self, fold: FoldJob, reason: str) -> NoReturn:
         log.error("%s; stopping the other folds", reason)
         if fold.in_process:
             fold.state = "done"
