@@ -190,7 +190,7 @@ def test_stop_gives_up_within_its_budget_when_the_api_keeps_throttling(caplog):
     before = sim.clock.monotonic()
     runner.stop()
     assert sim.clock.monotonic() - before <= timing.stop_budget + 1e-6  # well inside SageMaker's 120 s
-    assert "could not stop fold job" in caplog.text
+    assert "stop budget of 60 s used up" in caplog.text
 
 
 def test_a_create_cut_short_by_the_signal_is_still_stopped():
@@ -333,3 +333,34 @@ def test_a_fold_stopped_by_its_own_max_runtime_says_so():
     sim = MaxRuntime(ManualClock(), start_seconds=10, train_seconds=100)
     with pytest.raises(FoldFailed, match=r"trial-7-f1 reached its MaxRuntimeInSeconds \(86400 s"):
         make_runner(sim).run(tasks(3))
+
+
+def test_every_stop_is_sent_or_given_up_within_the_sigterm_grace_even_if_the_api_hangs(caplog):
+    from botocore.exceptions import ReadTimeoutError
+
+    class HangingStops(SimulatedSageMaker):
+        def stop_training_job(self, TrainingJobName):
+            self.clock.advance(21.0)  # the prompt client's worst case: 2 attempts x 10 s read timeout + backoff
+            raise ReadTimeoutError(endpoint_url="https://api.sagemaker.us-east-1.amazonaws.com/")
+
+    sim = HangingStops(SignalledClock(at=40.0), start_seconds=30, train_seconds=600)
+    runner = make_runner(sim)
+    with pytest.raises(StopRequested):
+        runner.run(tasks())
+    before = sim.clock.monotonic()
+    runner.stop()
+    assert sim.clock.monotonic() - before <= Timing().stop_budget + 21.0 < 120
+    assert "stop budget of 60 s used up" in caplog.text
+
+
+def test_the_clients_retry_the_way_the_runner_expects(monkeypatch):
+    from warmcv.aws.clients import coordinator_clients
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    clients = coordinator_clients("eu-central-1")
+    patient, prompt = clients.patient.meta.config, clients.prompt.meta.config
+    assert patient.retries == {"mode": "adaptive", "total_max_attempts": 8}
+    assert prompt.retries == {"mode": "standard", "total_max_attempts": 2}
+    assert (prompt.connect_timeout, prompt.read_timeout) == (3, 10)
+    assert clients.patient.meta.region_name == "eu-central-1"

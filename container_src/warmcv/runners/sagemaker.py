@@ -100,7 +100,7 @@ class Timing:
     poll_finish: float = 2.0  # once one fold has finished, all others are polled this often (then backing off)
     retry_min: float = 2.0  # our backoff after botocore's own retries gave up on a transient error
     retry_max: float = 30.0
-    stop_budget: float = 60.0  # stop() keeps retrying throttled stops this long (SageMaker kills at 120 s)
+    stop_budget: float = 60.0  # stop() starts no stop call after this (SageMaker kills 120 s after SIGTERM)
     deadline_margin: float = 90.0  # stop the folds this long before the coordinator's MaxRuntime is up
     local_check: float = 1.0  # how often the in-process fold is checked while it trains
     not_found_grace: float = 60.0  # a just-created job may briefly be unknown to Describe
@@ -142,6 +142,7 @@ class FoldJob:
     created_at: float = 0.0
     seen_at: float = 0.0  # when it was last described
     stop_sent: bool = False
+    stop_rechecked: bool = False
     adopted: bool = False
     reused_pool: bool = False
     result: FoldResult | None = None
@@ -337,15 +338,29 @@ class SageMakerFoldRunner(FoldRunner):
         return [f.result for f in self._folds if f.result is not None]
 
     def stop(self) -> None:
-        """StopTrainingJob on every fold job not known to be finished (idempotent, bounded in time)."""
+        """StopTrainingJob on every fold job not known to be finished (idempotent, bounded in time).
+
+        Every fold is tried once before any is retried, so one hanging or throttled call cannot use up the
+        budget of the others; no call starts after `stop_budget`.
+        """
         if self._local is not None:
             self._local.cancel()
-        targets = [f for f in self._folds if f.name and f.state in ("creating", "running") and not f.stop_sent]
-        if not targets:
+        pending = [f for f in self._folds if f.name and f.state in ("creating", "running") and not f.stop_sent]
+        if not pending:
             return
+        targets = list(pending)
         budget_end = self.clock.monotonic() + self.timing.stop_budget
-        for fold in targets:
-            self._stop_one(fold, budget_end)
+        rounds = 0
+        while pending:
+            pending = [f for f in pending if self.clock.monotonic() >= budget_end or not self._stop_once(f)]
+            if not pending:
+                break
+            if self.clock.monotonic() >= budget_end:
+                log.error("stop budget of %.0f s used up: %s not stopped; they run until their own "
+                          "MaxRuntimeInSeconds", self.timing.stop_budget, ", ".join(str(f.name) for f in pending))
+                break
+            rounds += 1
+            self.clock.sleep(min(self._backoff(rounds), max(0.0, budget_end - self.clock.monotonic())))
         stopped = [f.name for f in targets if f.stop_sent]
         log.info("asked %d fold job(s) to stop: %s; API calls for this trial: %s", len(stopped),
                  ", ".join(str(n) for n in stopped), self.api.calls.summary())
@@ -539,36 +554,24 @@ class SageMakerFoldRunner(FoldRunner):
         raise FoldFailed(fold.task.fold, reason)
 
     # -- stopping ------------------------------------------------------------------------------------------
-    def _stop_one(self, fold: FoldJob, budget_end: float) -> None:
-        failures = 0
-        rechecked = False
-        while True:
-            try:
-                self.api.stop_training_job(str(fold.name))
-                fold.stop_sent = True
-                return
-            except NotStoppable:
-                fold.stop_sent = True  # it had already ended
-                return
-            except JobNotFound:
-                if fold.state == "creating" and not rechecked:
-                    # The create may have been cut short by the signal after the request went out: the job
-                    # can appear a moment later. Look once more before concluding it was never created.
-                    rechecked = True
-                    self.clock.sleep(min(2.0, max(0.0, budget_end - self.clock.monotonic())))
-                    continue
-                fold.stop_sent = True
-                return
-            except TransientError as error:
-                failures += 1
-                if self.clock.monotonic() >= budget_end:
-                    log.error("could not stop fold job %s within %.0f s (%s); it runs until its own "
-                              "MaxRuntimeInSeconds", fold.name, self.timing.stop_budget, error)
-                    return
-                self.clock.sleep(min(self._backoff(failures), max(0.0, budget_end - self.clock.monotonic())))
-            except ApiError as error:
-                log.error("could not stop fold job %s: %s", fold.name, error)
-                return
+    def _stop_once(self, fold: FoldJob) -> bool:
+        """One StopTrainingJob; True when the fold needs no further attempt."""
+        try:
+            self.api.stop_training_job(str(fold.name))
+        except (NotStoppable, JobNotFound) as error:
+            if isinstance(error, JobNotFound) and fold.state == "creating" and not fold.stop_rechecked:
+                # The create may have been cut short by the signal after the request went out: the job can
+                # appear a moment later. Look once more before concluding it was never created.
+                fold.stop_rechecked = True
+                return False
+        except TransientError as error:
+            log.warning("stopping fold job %s failed (%s); will retry", fold.name, error)
+            return False
+        except ApiError as error:
+            log.error("could not stop fold job %s: %s", fold.name, error)
+            return True
+        fold.stop_sent = True  # asked to stop, or already ended
+        return True
 
     # -- timing ----------------------------------------------------------------------------------------------
     def _jittered(self, seconds: float) -> float:
