@@ -17,15 +17,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "container_src"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "container_src"), str(ROOT)]
 
-from fakes.simulated import SimulatedS3, SimulatedSageMaker
-from warmcv.aws.fold_jobs import FoldJobTemplate
-from warmcv.aws.training_jobs import TrainingJobsApi
-from warmcv.clock import ManualClock
-from warmcv.errors import FoldFailed
-from warmcv.runners.base import FoldTask
-from warmcv.runners.sagemaker import SageMakerFoldRunner, Timing
+from tests.fakes.simulated import SimulatedS3, SimulatedSageMaker  # noqa: E402
+from warmcv.aws.fold_jobs import FoldJobTemplate  # noqa: E402
+from warmcv.aws.training_jobs import TrainingJobsApi  # noqa: E402
+from warmcv.clock import ManualClock  # noqa: E402
+from warmcv.errors import FoldFailed  # noqa: E402
+from warmcv.runners.base import FoldTask  # noqa: E402
+from warmcv.runners.sagemaker import SageMakerFoldRunner, Timing  # noqa: E402
 
 PARENT = {
     "TrainingJobName": "trial-001", "TrainingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/trial-001",
@@ -54,7 +54,8 @@ def one_trial(k: int, start: float, train: float, seed: int, noise: float = 0.1,
 
     def duration(request: dict) -> tuple[float, float]:
         name = request["TrainingJobName"]
-        durations.setdefault(name, (start * rng.uniform(1 - noise, 1 + noise), train * rng.uniform(1 - noise, 1 + noise)))
+        spread = (1 - noise, 1 + noise)
+        durations.setdefault(name, (start * rng.uniform(*spread), train * rng.uniform(*spread)))
         return durations[name]
 
     sim = SimulatedSageMaker(clock, durations=duration, creates_per_second=1.0,
@@ -83,9 +84,9 @@ def main() -> None:
               f"{mean['stops']:>6.1f} {mean['s3']:>4.1f} {mean['latency']:>10.2f} "
               f"{100 * mean['latency'] / (mean['trial'] - mean['latency']):>8.2f}%")
     runs = [one_trial(5, 20, 120, seed, fail=True) for seed in SEEDS]
-    print(f"{'one fold fails (siblings stopped)':36} {5:>3} {statistics.fmean(r['creates'] for r in runs):>8.1f} "
-          f"{statistics.fmean(r['describes'] for r in runs):>10.1f} {'':>6} {statistics.fmean(r['stops'] for r in runs):>6.1f} "
-          f"{'':>4} {statistics.fmean(r['latency'] for r in runs):>10.2f}   (from the failure to the end)")
+    mean = {key: statistics.fmean(r[key] for r in runs) for key in runs[0]}
+    print(f"{'one fold fails (siblings stopped)':36} {5:>3} {mean['creates']:>8.1f} {mean['describes']:>10.1f} "
+          f"{'':>6} {mean['stops']:>6.1f} {'':>4} {mean['latency']:>10.2f}   (from the failure to the end)")
     print("\ncreates: CreateTrainingJob calls, including those throttled at the account's 1/s (retried with jitter);"
           "\nlatency: seconds from the last fold job's end to the trial's end; overhead: latency / fold time.")
 

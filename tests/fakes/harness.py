@@ -8,10 +8,9 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from tests.fakes.s3 import MotoS3
+from tests.fakes.sagemaker import ACCOUNT, FakeSageMaker
 from warmcv.declarations import COORDINATOR_METRICS, metric_definitions
-
-from fakes.s3 import MotoS3
-from fakes.sagemaker import ACCOUNT, FakeSageMaker
 
 BUCKET = "warmcv-tests"
 IMAGE = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/warmcv:test"

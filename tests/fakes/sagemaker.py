@@ -43,7 +43,7 @@ from typing import Any
 
 import boto3
 
-from fakes.s3 import CREDENTIALS, REGION
+from tests.fakes.s3 import CREDENTIALS, REGION
 
 ACCOUNT = "123456789012"
 NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
@@ -364,8 +364,8 @@ class FakeSageMaker:
         if limit is None:
             return
         used = sum(j.request["ResourceConfig"].get("InstanceCount", 1) for j in self.jobs.values()
-                   if j.status in ("InProgress", "Stopping") and j.request["ResourceConfig"]["InstanceType"] == instance_type
-                   and j.pool is None)
+                   if j.status in ("InProgress", "Stopping") and j.pool is None
+                   and j.request["ResourceConfig"]["InstanceType"] == instance_type)
         used += sum(pool.count for pool in self._live_pools() if pool.instance_type == instance_type)
         delta = resources.get("InstanceCount", 1)
         if used + delta > limit:
@@ -373,7 +373,8 @@ class FakeSageMaker:
                             f"The account-level service limit '{instance_type} for training job usage' is {limit} "
                             f"Instances, with current utilization of {used} Instances and a request delta of {delta} "
                             "Instances. Please use AWS Service Quotas to request an increase for this quota. If AWS "
-                            "Service Quotas is not available, contact AWS support to request an increase for this quota.")
+                            "Service Quotas is not available, contact AWS support to request an increase for this "
+                            "quota.")
 
     def _describe(self, job: FakeJob) -> dict:
         r = job.request

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
+
 from warmcv.clock import ManualClock
 
 ACCOUNT = "123456789012"

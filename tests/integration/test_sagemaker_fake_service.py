@@ -14,7 +14,8 @@ import threading
 import time
 
 import pytest
-from fakes.harness import (
+
+from tests.fakes.harness import (
     FAST_TIMING,
     api_calls,
     coordinator_request,
@@ -23,8 +24,8 @@ from fakes.harness import (
     read_archive_json,
     upload_prepared,
 )
-from fakes.s3 import MotoS3
-from fakes.sagemaker import FakeSageMaker, FakeTiming, Fault
+from tests.fakes.s3 import MotoS3
+from tests.fakes.sagemaker import FakeSageMaker, FakeTiming, Fault
 from warmcv.aws import tags as tag_keys
 
 pytestmark = pytest.mark.timeout(240)

@@ -15,7 +15,8 @@ import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
-from fakes.simulated import fold_summary, metrics_archive
+
+from tests.fakes.simulated import fold_summary, metrics_archive
 from warmcv.aws import tags as tag_keys
 from warmcv.aws.fold_jobs import (
     JOB_NAME_PATTERN,

@@ -13,7 +13,8 @@ import random
 from datetime import UTC, datetime
 
 import pytest
-from fakes.simulated import SimulatedS3, SimulatedSageMaker
+
+from tests.fakes.simulated import SimulatedS3, SimulatedSageMaker
 from warmcv.aws.fold_jobs import FoldJobTemplate
 from warmcv.aws.training_jobs import TrainingJobsApi
 from warmcv.clock import ManualClock
@@ -47,7 +48,8 @@ def tasks(k: int = K) -> list[FoldTask]:
     return [FoldTask(fold, {"num_leaves": "31", "num_boost_round": "200"}) for fold in range(k)]
 
 
-def make_runner(sim: SimulatedSageMaker, timing: Timing | None = None, seed: int = 1, **discover) -> SageMakerFoldRunner:
+def make_runner(sim: SimulatedSageMaker, timing: Timing | None = None, seed: int = 1,
+                **discover) -> SageMakerFoldRunner:
     clock = sim.clock
     api = TrainingJobsApi(sim, s3=SimulatedS3(sim))
     remaining = None
@@ -309,7 +311,7 @@ def test_copied_tags_the_service_rejects_are_dropped_not_fatal(caplog):
     class RejectsCopiedTags(SimulatedSageMaker):
         def create_training_job(self, **request):
             if any(t["Key"] == "team" for t in request.get("Tags", [])):
-                from fakes.simulated import client_error
+                from tests.fakes.simulated import client_error
 
                 raise client_error("ValidationException", "Tag keys may not use this prefix", "CreateTrainingJob")
             return super().create_training_job(**request)

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import boto3
 import pytest
 from botocore.config import Config
+
 from warmcv.aws.training_jobs import TrainingJobsApi
 from warmcv.errors import StopRequested
 from warmcv.modes.signals import stop_on_signals
