@@ -16,8 +16,15 @@ class UserInputError(WarmcvError):
     """The input (data, hyperparameters, files, columns) is wrong; the message says what and how to fix it."""
 
 
-class StopRequested(WarmcvError):
-    """The process was asked to stop (SIGTERM from SageMaker or the user, Ctrl-C) and has cleaned up."""
+class StopRequested(BaseException):
+    """The process was asked to stop (SIGTERM from SageMaker or the user, Ctrl-C) and has cleaned up.
+
+    A BaseException, like KeyboardInterrupt, because the SIGTERM handler raises it wherever the main
+    thread happens to be, and libraries catch `Exception` there: botocore wraps any exception raised
+    during an HTTP request into a retryable HTTPClientError and sends the request again, so a stop that
+    arrived during an AWS call was silently lost (verified), the coordinator ran on with SIGTERM already
+    ignored, and its fold jobs were orphaned when SageMaker killed it 120 s later.
+    """
 
 
 class FoldFailed(WarmcvError):

@@ -1,0 +1,275 @@
+"""The coordinator on a fake SageMaker: real container processes, real worker, real boto3 over HTTP.
+
+Every job here (coordinators and their folds) is a child process running the image's code on the
+container contract, created and stopped through the fake SageMaker service (tests/fakes/sagemaker.py),
+with its data and artifacts in moto's S3 server. The coordinator finds the fake through
+AWS_ENDPOINT_URL_SAGEMAKER / AWS_ENDPOINT_URL_S3, exactly as botocore resolves endpoints in production.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import threading
+import time
+
+import pytest
+
+from tests.fakes.harness import (
+    FAST_TIMING,
+    api_calls,
+    coordinator_request,
+    ensure_bucket,
+    output_uri,
+    read_archive_json,
+    upload_prepared,
+)
+from tests.fakes.s3 import MotoS3
+from tests.fakes.sagemaker import FakeSageMaker, FakeTiming, Fault
+from warmcv.aws import tags as tag_keys
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def is_fold(fold: int | None = None):
+    def match(request: dict) -> bool:
+        hps = request.get("HyperParameters", {})
+        return hps.get("mode") == "worker" and (fold is None or hps.get("fold") == str(fold))
+    return match
+
+
+def not_fold(fold: int):
+    def match(request: dict) -> bool:
+        hps = request.get("HyperParameters", {})
+        return hps.get("mode") == "worker" and hps.get("fold") != str(fold)
+    return match
+
+
+@pytest.fixture(scope="module")
+def s3():
+    server = MotoS3()
+    ensure_bucket(server)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def data_uri(s3, prepared_census):
+    return upload_prepared(s3, prepared_census)
+
+
+@pytest.fixture
+def make_fake(s3, tmp_path):
+    fakes = []
+
+    def make(**options) -> FakeSageMaker:
+        options.setdefault("child_env", {"WARMCV_SAGEMAKER_TIMING": FAST_TIMING})
+        fake = FakeSageMaker(s3.url, tmp_path / f"fake{len(fakes)}", **options)
+        fakes.append(fake)
+        return fake
+
+    yield make
+    for fake in fakes:
+        fake.close()
+
+
+def completed(fake: FakeSageMaker, name: str, timeout: float = 180) -> None:
+    job = fake.wait(name, timeout)
+    assert job.status == "Completed", f"{name}: {job.status} {job.failure_reason}\n{fake.log(name)[-4000:]}"
+
+
+def report(name: str, calls: dict) -> None:
+    print(f"\nAPI calls of {name}: {calls}")
+
+
+def test_full_trial_averages_the_fold_jobs_metrics(make_fake, s3, data_uri):
+    fake = make_fake()
+    fake.client().create_training_job(**coordinator_request("trial-full", data_uri, {"num_leaves": "15"}))
+    completed(fake, "trial-full")
+    folds = fake.fold_jobs("trial-full")
+    assert [f.name for f in folds] == ["trial-full-f0", "trial-full-f1", "trial-full-f2"]
+    for index, fold in enumerate(folds):
+        request = fold.request
+        assert request["HyperParameters"] == {"mode": "worker", "fold": str(index), "num_leaves": "15",
+                                              "num_threads": "1", "keep_alive_seconds": "600",
+                                              "num_boost_round": "30"}
+        assert request["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 600
+        tags = {t["Key"]: t["Value"] for t in request["Tags"]}
+        assert tags[tag_keys.PARENT_JOB] == "trial-full" and tags[tag_keys.FOLD] == str(index)
+        assert tags[tag_keys.ROLE] == tag_keys.ROLE_FOLD and tags["project"] == "warmcv-tests"
+        assert fold.status == "Completed" and fold.warm_pool["Status"] == "Available"
+    fold_scores = [read_archive_json(s3, output_uri(fake, f.name, "output.tar.gz"), "metrics.json")["validation_score"]
+                   for f in folds]
+    summary = read_archive_json(s3, output_uri(fake, "trial-full", "output.tar.gz"), "cv_summary.json")
+    assert [f["validation_score"] for f in summary["folds"]] == fold_scores
+    assert summary["validation_mean"] == pytest.approx(statistics.fmean(fold_scores), rel=1e-12)
+    # The tuner reads the coordinator's log line through its metric definition.
+    objective = {m["MetricName"]: m["Value"] for m in fake.jobs["trial-full"].final_metrics}["validation:score"]
+    assert objective == summary["validation_mean"]
+    calls = api_calls(fake, "trial-full")
+    report("a 3-fold trial", calls)
+    assert calls["creates"] == calls["creates_ok"] == 3 and calls["stops"] == 0 and calls["self_describes"] == 1
+    assert "API calls for this trial: 3 creates" in fake.log("trial-full")
+
+
+def test_the_next_trial_reuses_the_folds_warm_pools(make_fake, data_uri):
+    fake = make_fake(timing=FakeTiming(keep_alive_scale=0.05))
+    client = fake.client()
+    client.create_training_job(**coordinator_request("round-1", data_uri, {"num_leaves": "15"}))
+    completed(fake, "round-1")
+    client.create_training_job(**coordinator_request("round-2", data_uri, {"num_leaves": "31"}))
+    completed(fake, "round-2")
+    reused_by = {fake.jobs[f"round-1-f{i}"].warm_pool.get("ReusedByJob") for i in range(3)}
+    assert reused_by == {f"round-2-f{i}" for i in range(3)}
+    assert "3 reused a warm pool" in fake.log("round-2")
+
+
+def test_a_failed_fold_stops_its_siblings_and_fails_the_trial_with_its_reason(make_fake, data_uri):
+    fake = make_fake()
+    fake.faults += [Fault(is_fold(1), corrupt_data=True), Fault(not_fold(1), start_delay=30)]
+    fake.client().create_training_job(**coordinator_request("trial-fail", data_uri, {}))
+    coordinator = fake.wait("trial-fail", 120)
+    assert coordinator.status == "Failed"
+    reason = coordinator.failure_reason
+    worker_reason = fake.jobs["trial-fail-f1"].failure_reason
+    assert reason.startswith("fold 1 failed: fold job trial-fail-f1 failed: ")
+    assert worker_reason and worker_reason[:200] in reason
+    assert coordinator.exit_codes[-1] != 0
+    for sibling in ("trial-fail-f0", "trial-fail-f2"):
+        assert fake.wait(sibling, 30).status == "Stopped"
+        assert fake.count("StopTrainingJob", "OK", prefix=sibling) == 1
+    report("a trial with a failed fold", api_calls(fake, "trial-fail"))
+
+
+def test_sigterm_stops_every_running_fold_and_fails_promptly(make_fake, data_uri):
+    # The image's real entry: the sagemaker-training toolkit running warmcv.modes.entry:train in-process.
+    fake = make_fake(command="toolkit")
+    fake.faults.append(Fault(is_fold(), start_delay=60))
+    client = fake.client()
+    client.create_training_job(**coordinator_request("trial-stop", data_uri, {}))
+    fake.wait_until(lambda: len(fake.fold_jobs("trial-stop")) == 3, timeout=90)
+    fake.wait_until(lambda: fake.jobs["trial-stop"].process is not None, timeout=10)
+    signalled = time.monotonic()
+    client.stop_training_job(TrainingJobName="trial-stop")  # the fake sends the container SIGTERM
+    coordinator = fake.wait("trial-stop", 60)
+    elapsed = time.monotonic() - signalled
+    assert coordinator.status == "Stopped"
+    assert coordinator.exit_codes == [1], fake.log("trial-stop")  # exited by itself, not SIGKILLed after the grace
+    assert elapsed < 15, f"took {elapsed:.1f} s"
+    failure = (coordinator.bases[-1] / "output" / "failure").read_text()
+    assert failure.startswith("Stopped: received SIGTERM")
+    for fold in fake.fold_jobs("trial-stop"):
+        assert fake.count("StopTrainingJob", "OK", prefix=fold.name) == 1
+        assert fake.wait(fold.name, 30).status == "Stopped"
+    calls = api_calls(fake, "trial-stop")
+    report("a trial stopped by SIGTERM", calls)
+    print(f"coordinator exit after SIGTERM: {elapsed:.2f} s")
+
+
+def test_a_restarted_coordinator_adopts_its_folds_instead_of_duplicating_them(make_fake, data_uri):
+    fake = make_fake()
+    fake.faults.append(Fault(is_fold(), start_delay=5, times=3))
+    fake.client().create_training_job(**coordinator_request("trial-retry", data_uri, {}))
+    fake.wait_until(lambda: len(fake.fold_jobs("trial-retry")) == 3, timeout=90)
+    fake.restart("trial-retry")  # SIGKILL, as an instance failure would; SageMaker's RetryStrategy reruns it
+    completed(fake, "trial-retry")
+    coordinator = fake.jobs["trial-retry"]
+    assert coordinator.attempts == 2
+    assert sorted(j.name for j in fake.fold_jobs("trial-retry")) == [f"trial-retry-f{i}" for i in range(3)]
+    assert fake.count("CreateTrainingJob", "OK", prefix="trial-retry-") == 3
+    assert fake.count("CreateTrainingJob", "ResourceInUse", prefix="trial-retry-") == 3
+    assert fake.log("trial-retry").count("adopted existing training job") == 3
+    report("a restarted trial (both attempts)", api_calls(fake, "trial-retry"))
+
+
+def test_many_coordinators_at_once_survive_a_throttling_storm(make_fake, data_uri):
+    fake = make_fake()
+    fake.limit_rate("CreateTrainingJob", per_second=1.0)  # the account's real pace
+    fake.limit_rate("DescribeTrainingJob", per_second=2.0)  # below what three test-speed pollers ask
+    fake.throttle_next["ListTags"] = 3
+    names = [f"storm-{i}" for i in range(3)]
+    client = fake.client()
+    threads = [threading.Thread(target=client.create_training_job,
+                                kwargs=coordinator_request(name, data_uri, {"seed": str(i)}))
+               for i, name in enumerate(names)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name in names:
+        completed(fake, name, timeout=200)
+    fold_names = sorted(n for n in fake.jobs if n.startswith("storm-") and "-f" in n)
+    assert fold_names == sorted(f"{name}-f{i}" for name in names for i in range(3))  # no duplicates, no -r2
+    create_throttles = fake.count("CreateTrainingJob", "ThrottlingException")
+    describe_throttles = fake.count("DescribeTrainingJob", "ThrottlingException")
+    assert create_throttles > 0 and describe_throttles > 0
+    created = sorted(c.at for c in fake.calls if c.operation == "CreateTrainingJob" and c.outcome == "OK")
+    assert min(b - a for a, b in itertools.pairwise(created)) >= 0.9  # 12 creates at the service's 1/s
+    for name in names:
+        report(name, api_calls(fake, name))
+    print(f"throttled responses in the storm: {create_throttles} creates, {describe_throttles} describes")
+
+
+def test_coordinator_trains_one_fold_itself(make_fake, s3, data_uri, prepared_census, tmp_path):
+    from warmcv.data.manifest import PreparedData
+    from warmcv.declarations import parse_hyperparameters
+    from warmcv.modes.worker import train_and_save
+
+    fake = make_fake()
+    trial = {"coordinator_trains_fold": "true", "num_leaves": "15"}
+    fake.client().create_training_job(**coordinator_request("trial-self", data_uri, trial))
+    completed(fake, "trial-self")
+    assert [j.name for j in fake.fold_jobs("trial-self")] == ["trial-self-f1", "trial-self-f2"]
+    summary = read_archive_json(s3, output_uri(fake, "trial-self", "output.tar.gz"), "cv_summary.json")
+    assert summary["folds"][0]["executor"].startswith("coordinator")
+    # Fold 0 trained in the coordinator scores exactly what a worker trains on the same fold.
+    hps = parse_hyperparameters({**coordinator_request("x", "", trial)["HyperParameters"], "mode": "worker",
+                                 "fold": "0"})
+    local = train_and_save(PreparedData.load(prepared_census), hps, tmp_path / "m", tmp_path / "o")
+    assert summary["folds"][0]["validation_score"] == pytest.approx(local.validation_score, rel=1e-9)
+    scores = [f["validation_score"] for f in summary["folds"]]
+    assert summary["validation_mean"] == pytest.approx(statistics.fmean(scores), rel=1e-12)
+    assert "fold 0 trained by the coordinator" in summary["runner"]
+
+
+def test_scores_fall_back_to_the_log_metrics_without_an_output_archive(make_fake, s3, data_uri):
+    fake = make_fake()
+    fake.faults.append(Fault(is_fold(2), skip_output_archive=True))
+    fake.client().create_training_job(**coordinator_request("trial-nolog", data_uri, {}))
+    completed(fake, "trial-nolog")
+    summary = read_archive_json(s3, output_uri(fake, "trial-nolog", "output.tar.gz"), "cv_summary.json")
+    scraped = {m["MetricName"]: m["Value"] for m in fake.jobs["trial-nolog-f2"].final_metrics}
+    assert summary["folds"][2]["validation_score"] == scraped["validation:score"]
+    assert "using the job's FinalMetricDataList" in fake.log("trial-nolog")
+
+
+def test_a_network_isolated_coordinator_fails_with_a_clear_reason(make_fake, data_uri):
+    fake = make_fake()
+    fake.client().create_training_job(**coordinator_request("trial-iso", data_uri, {}, EnableNetworkIsolation=True))
+    coordinator = fake.wait("trial-iso", 60)
+    assert coordinator.status == "Failed"
+    assert "network isolation" in coordinator.failure_reason and not fake.fold_jobs("trial-iso")
+
+
+def test_folds_outliving_the_coordinators_max_runtime_are_stopped(make_fake, data_uri):
+    fake = make_fake()
+    fake.faults.append(Fault(is_fold(), start_delay=60))
+    fake.client().create_training_job(**coordinator_request("trial-late", data_uri, {}, max_runtime=14))
+    coordinator = fake.wait("trial-late", 60)
+    assert coordinator.status == "Failed"
+    assert "did not finish within the coordinator's MaxRuntimeInSeconds" in coordinator.failure_reason
+    for fold in fake.fold_jobs("trial-late"):
+        assert fake.wait(fold.name, 30).status == "Stopped"
+        assert fold.request["StoppingCondition"]["MaxRuntimeInSeconds"] <= 14
+
+
+def test_an_instance_quota_failure_names_the_quota(make_fake, data_uri):
+    fake = make_fake()
+    fake.instance_quota["ml.m5.xlarge"] = 3  # the coordinator and two folds fit, the third fold does not
+    fake.faults.append(Fault(is_fold(), start_delay=30))
+    fake.client().create_training_job(**coordinator_request("trial-quota", data_uri, {}))
+    coordinator = fake.wait("trial-quota", 60)
+    assert coordinator.status == "Failed"
+    assert "quota 'ml.m5.xlarge for training job usage'" in coordinator.failure_reason
+    for fold in fake.fold_jobs("trial-quota"):
+        assert fake.wait(fold.name, 30).status == "Stopped"
