@@ -117,8 +117,10 @@ class FeatureSchema:
             values = frame[feature.name]
             if feature.kind == "categorical":
                 labels = _as_category_strings(values)
-                columns[feature.name] = pd.Categorical(labels, categories=list(feature.categories))
-                unseen = int(labels.notna().sum() - pd.notna(columns[feature.name]).sum())
+                # Unseen values become missing explicitly: pandas deprecates passing them to Categorical.
+                known = labels.isin(feature.categories)
+                columns[feature.name] = pd.Categorical(labels.where(known, None), categories=list(feature.categories))
+                unseen = int((labels.notna() & ~known).sum())
                 if unseen:
                     log.info("%s: column %r has %d value(s) not seen in training; treated as missing",
                              context, feature.name, unseen)
