@@ -8,55 +8,26 @@ from __future__ import annotations
 
 import io
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from tests.conftest import subprocess_env
-from tests.models import train_model
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-         timeout: float = 30) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def wait_ready(url: str, process: subprocess.Popen, deadline: float = 60) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}: {process.stdout.read()}")
-        try:
-            if http("GET", url + "/ping", timeout=2)[0] == 200:
-                return time.monotonic() - start
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("server did not answer /ping in time")
+from tests.serving_helpers import free_port, http, train_model, wait_ready
 
 
 @pytest.fixture(scope="module")
 def model_dir(prepared_census: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train_model(prepared_census, tmp_path_factory.mktemp("served"))
+
+
+def exited(process: subprocess.Popen) -> str | None:
+    return None if process.poll() is None else process.stdout.read()
 
 
 def start(model_dir: Path, port: int, *extra: str, **env: str) -> subprocess.Popen:
@@ -71,7 +42,7 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(model_dir, census_csv):
     server = start(model_dir, port, "--workers", "2")
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, server)
+        wait_ready(url, lambda: exited(server))
         rows = pd.read_csv(census_csv).head(50)
         status, body = http("POST", url + "/invocations", rows.to_csv(index=False).encode(),
                             {"Content-Type": "text/csv", "Accept": "text/csv; output=labels"})
@@ -94,7 +65,7 @@ def test_ping_is_answered_while_the_only_worker_predicts(model_dir, census_csv):
                    SAGEMAKER_MAX_CONCURRENT_TRANSFORMS="1")
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, server)
+        wait_ready(url, lambda: exited(server))
         rows = pd.read_csv(census_csv)
         big = pd.concat([rows] * 150, ignore_index=True)  # 300k rows, about 20 MB
         buffer = io.StringIO()

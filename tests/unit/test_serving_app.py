@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.models import train_model
+from tests.serving_helpers import train_model
 from warmcv.model.artifacts import TrainedModel
 from warmcv.serving.app import create_app
 from warmcv.serving.settings import ServeSettings
