@@ -97,8 +97,13 @@ def test_sigterm_stops_the_coordinator_and_fails_the_job(image, prepared, tmp_pa
     cleanup_containers.append(name)
     docker("run", "-d", "--name", name, "--network", "none", *contract.mounts, image, "train")
     deadline = time.monotonic() + 120
-    while "picked local" not in docker("logs", name, check=False).stdout and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        logs = docker("logs", name, check=False)
+        if "picked local" in logs.stdout + logs.stderr:  # the toolkit's logging goes to stderr
+            break
         time.sleep(0.5)
+    else:
+        raise AssertionError("the coordinator never started its folds")
     time.sleep(2)  # the folds are training now
     assert docker("inspect", "--format", "{{.State.Running}}", name).stdout.strip() == "true"
     started = time.monotonic()
