@@ -15,12 +15,14 @@ from warmcv.logs import configure_logging
 
 log = logging.getLogger("warmcv")
 
-# Modules that add subcommands; a module that cannot be imported (an optional extra not installed)
-# is skipped, and its commands explain what to install when called.
+# Modules that add subcommands. Each imports its heavy or optional dependencies (Optuna, the SageMaker
+# SDK, gunicorn) only when its command runs, so `warmcv --help` works with the core install alone and a
+# command whose extra is missing says what to install.
 COMMAND_MODULES: tuple[str, ...] = (
     "warmcv.cli.data",
     "warmcv.cli.training",
     "warmcv.cli.launcher",
+    "warmcv.cli.serving",
 )
 
 

@@ -72,6 +72,20 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def load_metadata(directory: Path | str) -> ModelMetadata:
+    """The model's metadata without loading the booster: cheap, and safe before forking server workers."""
+    directory = Path(directory)
+    meta_path, model_path = directory / METADATA_FILE, directory / MODEL_FILE
+    if not meta_path.is_file() or not model_path.is_file():
+        raise UserInputError(
+            f"no warmcv model in {directory}: expected {MODEL_FILE} and {METADATA_FILE} (the output of mode=worker)"
+        )
+    try:
+        return ModelMetadata(**json.loads(meta_path.read_text()))
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as error:
+        raise UserInputError(f"cannot load the model in {directory}: {METADATA_FILE} is not valid: {error}") from None
+
+
 OutputKind = Literal["probabilities", "labels", "values"]
 
 
@@ -83,15 +97,10 @@ class TrainedModel:
     @classmethod
     def load(cls, directory: Path | str) -> TrainedModel:
         directory = Path(directory)
-        meta_path, model_path = directory / METADATA_FILE, directory / MODEL_FILE
-        if not meta_path.is_file() or not model_path.is_file():
-            raise UserInputError(
-                f"no warmcv model in {directory}: expected {MODEL_FILE} and {METADATA_FILE} (the output of mode=worker)"
-            )
+        metadata = load_metadata(directory)
         try:
-            metadata = ModelMetadata(**json.loads(meta_path.read_text()))
-            booster = lgb.Booster(model_file=str(model_path))
-        except (json.JSONDecodeError, TypeError, lgb.basic.LightGBMError) as error:
+            booster = lgb.Booster(model_file=str(directory / MODEL_FILE))
+        except lgb.basic.LightGBMError as error:
             raise UserInputError(f"cannot load the model in {directory}: {error}") from None
         return cls(booster, metadata)
 
@@ -99,9 +108,15 @@ class TrainedModel:
         """The input's features checked against and converted to the training schema."""
         return self.metadata.schema.apply(frame, context=context)
 
-    def predict(self, frame: pd.DataFrame, output: OutputKind | None = None) -> pd.DataFrame:
-        """Predictions as a table: one probability column per class, or a label / value column."""
-        raw = self.booster.predict(self.features(frame))
+    def predict(self, frame: pd.DataFrame, output: OutputKind | None = None,
+                num_threads: int | None = None) -> pd.DataFrame:
+        """Predictions as a table: one probability column per class, or a label / value column.
+
+        `num_threads` caps LightGBM's threads for this call (a server with several worker processes
+        gives each its share of the cores instead of letting every one use all of them).
+        """
+        extra = {"num_threads": num_threads} if num_threads else {}
+        raw = self.booster.predict(self.features(frame), **extra)
         classes = self.metadata.classes
         if classes is None:
             return pd.DataFrame({"prediction": raw}, index=frame.index)

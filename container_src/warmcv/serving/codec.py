@@ -1,0 +1,204 @@
+"""The content types serve mode speaks: request bodies to feature tables, predictions to response bodies.
+
+In: `text/csv` (with or without a header row) and `application/jsonlines` (one JSON object per line,
+or one array in training order). Out, per the Accept header: the same two types, with an `output`
+parameter choosing class probabilities or labels. docs/serving.md shows every case.
+
+Batch transform splits a file by line (SplitType=Line) into requests of up to MaxPayloadInMB, so only
+the first request of a CSV file with a header carries that header: the header is detected per request
+(the first row names every feature the model needs) unless the Content-Type says `header=present` or
+`header=absent`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from werkzeug.http import parse_accept_header, parse_options_header
+
+from warmcv.errors import UserInputError
+
+CSV = "text/csv"
+JSON_LINES = "application/jsonlines"
+JSON_LINES_ALIASES = frozenset({JSON_LINES, "application/jsonl", "application/x-jsonlines",
+                                "application/x-ndjson", "application/ndjson"})
+SUPPORTED = f"{CSV}, {JSON_LINES}"
+OUTPUTS = ("probabilities", "labels")
+HEADER_VALUES = ("present", "absent")
+
+
+class UnsupportedMediaType(UserInputError):
+    """The request's Content-Type is not one we read (HTTP 415)."""
+
+
+class NotAcceptable(UserInputError):
+    """No media type in the Accept header is one we write (HTTP 406)."""
+
+
+@dataclass(frozen=True)
+class RequestFormat:
+    media_type: str
+    # "present", "absent", or None to detect it (CSV only)
+    header: str | None = None
+    charset: str = "utf-8"
+
+
+@dataclass(frozen=True)
+class ResponseFormat:
+    media_type: str
+    output: str
+    header: bool = False
+
+
+def _canonical(media_type: str) -> str | None:
+    media_type = media_type.strip().lower()
+    if media_type == CSV:
+        return CSV
+    if media_type in JSON_LINES_ALIASES:
+        return JSON_LINES
+    return None
+
+
+def _choice(params: dict[str, str], name: str, allowed: tuple[str, ...], where: str) -> str | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if value not in allowed:
+        raise UserInputError(f"{where} parameter {name}={value!r} is not valid (allowed: {', '.join(allowed)})")
+    return value
+
+
+def request_format(content_type: str | None) -> RequestFormat:
+    """How to read the body. No Content-Type at all is read as CSV, batch transform's usual input."""
+    if not content_type or not content_type.strip():
+        return RequestFormat(CSV)
+    media_type, params = parse_options_header(content_type)
+    canonical = _canonical(media_type)
+    if canonical is None:
+        raise UnsupportedMediaType(f"Content-Type {media_type!r} is not supported; send one of: {SUPPORTED}")
+    header = _choice(params, "header", HEADER_VALUES, "Content-Type") if canonical == CSV else None
+    return RequestFormat(canonical, header, params.get("charset", "utf-8"))
+
+
+def response_format(accept: str | None, request: RequestFormat, default_output: str) -> ResponseFormat:
+    """The response type: the first acceptable one in the Accept header (by quality), else the request's."""
+    if accept and accept.strip():
+        for value, _quality in parse_accept_header(accept):
+            media_type, params = parse_options_header(value)
+            media_type = media_type.lower()
+            if media_type in ("*/*", ""):
+                chosen = request.media_type
+            elif media_type == "text/*":
+                chosen = CSV
+            elif media_type == "application/*":
+                chosen = JSON_LINES
+            else:
+                chosen = _canonical(media_type)
+            if chosen is None:
+                continue
+            output = _choice(params, "output", OUTPUTS, "Accept") or default_output
+            header = _choice(params, "header", HEADER_VALUES, "Accept") if chosen == CSV else None
+            return ResponseFormat(chosen, output, header == "present")
+        raise NotAcceptable(f"Accept {accept!r} names no type this model server writes; accept one of: {SUPPORTED}")
+    return ResponseFormat(request.media_type, default_output)
+
+
+def _text(body: bytes, charset: str) -> str:
+    try:
+        return body.decode(charset)
+    except LookupError:
+        raise UserInputError(f"charset {charset!r} is unknown") from None
+    except UnicodeDecodeError as error:
+        raise UserInputError(f"the body is not valid {charset} text: byte {error.start} "
+                             f"({body[error.start:error.start + 1]!r}) cannot be decoded") from None
+
+
+def _first_row(text: str) -> list[str]:
+    line = next(iter(io.StringIO(text)), "")
+    return next(csv.reader([line]), [])
+
+
+def decode_csv(body: bytes, fmt: RequestFormat, features: list[str], target: str | None = None) -> pd.DataFrame:
+    """CSV rows as a table. Without a header the rows must hold exactly the model's features in order."""
+    text = _text(body, fmt.charset)
+    header = fmt.header
+    if header is None:
+        header = "present" if set(features) <= {cell.strip() for cell in _first_row(text)} else "absent"
+    try:
+        # The same reader as training (pyarrow engine), so values are typed as they were at preparation.
+        frame = pd.read_csv(io.BytesIO(text.encode("utf-8")), engine="pyarrow",
+                            header=0 if header == "present" else None)
+    except Exception as error:  # noqa: BLE001 - any parser failure is a malformed body
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserInputError(f"cannot read the CSV body: {detail}") from None
+    if header == "present":
+        frame.columns = [str(c).strip() for c in frame.columns]
+        return frame
+    if frame.shape[1] != len(features):
+        hint = ""
+        if frame.shape[1] == len(features) + 1:
+            hint = (f" If the rows include the target column {target!r} or an ID, leave it out (batch transform: "
+                    "DataProcessing.InputFilter, e.g. \"$[1:]\").") if target else ""
+        raise UserInputError(
+            f"headerless CSV: expected {len(features)} columns (the model's features in training order: "
+            f"{', '.join(features)}), got {frame.shape[1]}. Send exactly these columns, or a header row "
+            f"naming them (with a header, extra columns are ignored).{hint}"
+        )
+    frame.columns = features
+    return frame
+
+
+def decode_jsonlines(body: bytes, fmt: RequestFormat, features: list[str]) -> pd.DataFrame:
+    """One JSON object per line (by feature name; missing keys are missing values) or one array in order."""
+    records: list[dict[str, Any]] = []
+    for number, line in enumerate(_text(body, fmt.charset).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UserInputError(f"JSON Lines: line {number} is not valid JSON: {error.msg} "
+                                 f"(column {error.colno})") from None
+        if isinstance(record, list):
+            if len(record) != len(features):
+                raise UserInputError(
+                    f"JSON Lines: line {number} is an array of {len(record)} values; an array must hold exactly "
+                    f"the model's {len(features)} features in training order ({', '.join(features)}), "
+                    "or send an object keyed by feature name"
+                )
+            record = dict(zip(features, record))
+        elif not isinstance(record, dict):
+            raise UserInputError(f"JSON Lines: line {number} is a {type(record).__name__}; each line must be a "
+                                 "JSON object keyed by feature name (or an array in training order)")
+        records.append(record)
+    # infer_objects: a column of JSON numbers becomes numeric, as it would be read from CSV.
+    return pd.DataFrame.from_records(records).infer_objects()
+
+
+def decode(body: bytes, fmt: RequestFormat, features: list[str], target: str | None = None) -> pd.DataFrame:
+    if fmt.media_type == CSV:
+        return decode_csv(body, fmt, features, target)
+    return decode_jsonlines(body, fmt, features)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def encode(predictions: pd.DataFrame, fmt: ResponseFormat) -> bytes:
+    """One output line per input row, in input order."""
+    if fmt.media_type == CSV:
+        if predictions.empty and not fmt.header:
+            return b""
+        return predictions.to_csv(index=False, header=fmt.header, lineterminator="\n").encode("utf-8")
+    lines = (json.dumps(record, default=_plain) for record in predictions.to_dict(orient="records"))
+    return "".join(f"{line}\n" for line in lines).encode("utf-8")

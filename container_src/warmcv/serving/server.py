@@ -1,0 +1,81 @@
+"""gunicorn running the serving app: what `warmcv serve` (and so `docker run IMAGE serve`) starts.
+
+Decisions, and why:
+- gunicorn's master binds the port first, then forks the workers; each worker loads the model itself
+  (no preload). LightGBM uses OpenMP, which is not safe to use in a child forked after the parent
+  used it, so the booster must never be loaded before the fork. The master only checks model.json
+  (no LightGBM), so a missing or broken model stops the start at once with a clear message.
+- A worker answers nothing until its model is loaded; a /ping that arrives earlier waits in the
+  listen queue, so 200 always means "this server can predict".
+- gthread workers: one spare thread per worker answers /ping while a long prediction runs.
+- SIGTERM (SageMaker stopping the endpoint or transform job): gunicorn stops accepting, lets running
+  requests finish for up to `graceful_timeout`, then exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from warmcv.model.artifacts import TrainedModel, load_metadata
+from warmcv.serving.settings import ServeSettings
+
+log = logging.getLogger(__name__)
+GRACEFUL_TIMEOUT_SECONDS = 20
+
+
+def gunicorn_options(settings: ServeSettings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "bind": [f"{settings.host}:{settings.port}"],
+        "workers": settings.workers,
+        "worker_class": "gthread",
+        "threads": settings.threads,
+        # gthread workers heartbeat from their main loop, so this bounds a stuck worker, not a long request.
+        "timeout": settings.timeout_seconds,
+        "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
+        "keepalive": 5,
+        "errorlog": "-",
+        "loglevel": "info",
+        "accesslog": None,
+        # The runtime control socket (gunicorn >= 25) would create $HOME/.gunicorn; nothing here uses it.
+        "control_socket_disable": True,
+    }
+    # Heartbeat files on tmpfs: a container's /tmp can sit on a slow overlay disk.
+    if os.path.isdir("/dev/shm"):
+        options["worker_tmp_dir"] = "/dev/shm"
+    return options
+
+
+class ModelServer(BaseApplication):
+    def __init__(self, settings: ServeSettings):
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in gunicorn_options(self.settings).items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        """Runs in each worker after the fork: load the model, then build the app around it."""
+        from warmcv.serving.app import create_app
+
+        started = time.perf_counter()
+        model = TrainedModel.load(self.settings.model_dir)
+        log.info("worker %d loaded the model in %.2f s", os.getpid(), time.perf_counter() - started)
+        return create_app(model, self.settings)
+
+
+def serve(settings: ServeSettings) -> None:
+    """Check the model, then run gunicorn until it is stopped (SIGTERM/SIGINT); exits the process."""
+    metadata = load_metadata(settings.model_dir)
+    kind = f"classes {metadata.classes}" if metadata.classes is not None else "regression"
+    log.info("serving %s model from %s (%s, %d features) on %s:%d: %d worker(s) x %d thread(s), "
+             "%d LightGBM thread(s) per request, payload limit %s",
+             metadata.task, settings.model_dir, kind, len(metadata.features), settings.host, settings.port,
+             settings.workers, settings.threads, settings.predict_threads,
+             f"{settings.max_payload_mb} MB" if settings.max_payload_mb else "none")
+    ModelServer(settings).run()

@@ -1,0 +1,75 @@
+"""Serve settings from SageMaker's environment: defaults, worker planning, and clear errors for bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from warmcv.errors import UserInputError
+from warmcv.serving.server import gunicorn_options
+from warmcv.serving.settings import ServeSettings
+
+
+def settings(env: dict[str, str], cpus: int = 4, **kwargs) -> ServeSettings:
+    return ServeSettings.from_env(env, cpus=cpus, **kwargs)
+
+
+def test_defaults_follow_sagemaker(monkeypatch, tmp_path):
+    monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(tmp_path))
+    s = settings({})
+    assert (s.port, s.host, s.max_payload_mb, s.default_output) == (8080, "0.0.0.0", 6, "probabilities")
+    assert s.model_dir == tmp_path / "model"  # SAGEMAKER_BASE_DIR aware
+    assert (s.concurrency, s.workers, s.threads, s.predict_threads) == (4, 4, 2, 1)
+    assert s.execution_parameters() == {"MaxConcurrentTransforms": 4, "BatchStrategy": "MULTI_RECORD",
+                                        "MaxPayloadInMB": 6}
+
+
+def test_bind_port_and_payload_from_env():
+    s = settings({"SAGEMAKER_BIND_TO_PORT": "9090", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "20"}, model_dir=Path("/m"))
+    assert s.port == 9090 and s.max_payload_bytes == 20 * 1024 * 1024
+
+
+def test_concurrency_caps_processes_at_the_cpus_and_adds_threads():
+    s = settings({"SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "10"}, cpus=4, model_dir=Path("/m"))
+    # 4 processes (one per CPU), 3 request threads each for the 10 requests + 1 spare for /ping
+    assert (s.concurrency, s.workers, s.threads, s.predict_threads) == (10, 4, 4, 1)
+    one = settings({"SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "1"}, cpus=8, model_dir=Path("/m"))
+    # one request at a time: one process that may use every core for LightGBM
+    assert (one.workers, one.threads, one.predict_threads) == (1, 2, 8)
+
+
+def test_explicit_workers_win():
+    s = settings({"SAGEMAKER_MODEL_SERVER_WORKERS": "3"}, cpus=4, model_dir=Path("/m"))
+    assert s.workers == 3
+    assert settings({"SAGEMAKER_MODEL_SERVER_WORKERS": "3"}, workers=1, model_dir=Path("/m")).workers == 1
+
+
+@pytest.mark.parametrize(("name", "value", "allowed"), [
+    ("SAGEMAKER_BIND_TO_PORT", "http", "an integer from 1 to 65535"),
+    ("SAGEMAKER_BIND_TO_PORT", "70000", "an integer from 1 to 65535"),
+    ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "101", "an integer from 0 to 100"),
+    ("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", "0", "an integer >= 1"),
+    ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "-5", "an integer >= 1"),
+])
+def test_bad_values_name_the_variable(name, value, allowed):
+    with pytest.raises(UserInputError) as error:
+        settings({name: value}, model_dir=Path("/m"))
+    assert str(error.value) == f"environment variable {name}={value!r} is not valid (allowed: {allowed})"
+
+
+def test_bad_default_output():
+    with pytest.raises(UserInputError, match="WARMCV_SERVE_OUTPUT='scores' is not valid"):
+        settings({"WARMCV_SERVE_OUTPUT": "scores"}, model_dir=Path("/m"))
+
+
+def test_gunicorn_options_are_valid_gunicorn_settings():
+    from gunicorn.config import Config
+
+    s = settings({"SAGEMAKER_BIND_TO_PORT": "9999"}, model_dir=Path("/m"))
+    config = Config()
+    for key, value in gunicorn_options(s).items():
+        config.set(key, value)
+    assert config.bind == ["0.0.0.0:9999"] and config.workers == 4 and config.threads == 2
+    assert config.worker_class_str == "gthread" and config.timeout == 600
+    assert config.preload_app is False  # LightGBM (OpenMP) must be loaded after the fork
