@@ -10,7 +10,6 @@ import json
 import re
 import time
 
-
 from tests.docker.helpers import FIGURES, docker, make_contract, run_container
 from warmcv.declarations import VALIDATION_SCORE
 from warmcv.examples import EXAMPLE_FILE, EXAMPLE_TARGET, example_path

@@ -173,7 +173,7 @@ def decode_jsonlines(body: bytes, fmt: RequestFormat, features: list[str]) -> pd
                     f"the model's {len(features)} features in training order ({', '.join(features)}), "
                     "or send an object keyed by feature name"
                 )
-            record = dict(zip(features, record))
+            record = dict(zip(features, record, strict=True))
         elif not isinstance(record, dict):
             raise UserInputError(f"JSON Lines: line {number} is a {type(record).__name__}; each line must be a "
                                  "JSON object keyed by feature name (or an array in training order)")
