@@ -78,8 +78,15 @@ def _called_operations(paths: list[Path], clients: dict[str, object], services: 
             mapping.setdefault(method, []).append(f"{service}:{operation}")
     found: set[str] = set()
     for path in paths:
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        # Calls on imported modules (re.search, json.loads) are not client calls, whatever their name.
+        modules = {alias.asname or alias.name.split(".")[0]
+                   for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                receiver = node.func.value
+                if isinstance(receiver, ast.Name) and receiver.id in modules:
+                    continue
                 found.update(mapping.get(node.func.attr, []))
                 found.update(TRANSFER_ACTIONS.get(node.func.attr, []))
     return found
