@@ -54,7 +54,7 @@ from warmcv.errors import StopRequested
 from warmcv.runners.base import FoldTask
 from warmcv.runners.sagemaker import SageMakerFoldRunner, Timing
 from warmcv.simulation.clients import PATIENT, PROMPT, S3, SimulatedClient
-from warmcv.simulation.sagemaker import ACCOUNT, REGION, SimJob, SimulatedS3, SimulatedSageMaker
+from warmcv.simulation.sagemaker import ACCOUNT, REGION, JobTiming, SimJob, SimulatedS3, SimulatedSageMaker
 from warmcv.simulation.scheduler import Actor, Scheduler
 from warmcv.simulation.workload import SimulatedLocalFold, Workload
 
@@ -208,6 +208,14 @@ class SimulatedTuner:
         self.direction = SCORING_METRICS[METRIC].direction
         self.objective_regex = re.compile(VALIDATION_SCORE.regex)
         self.clients: list[SimulatedClient] = []
+        self.injected: set[str] = set()  # fold job names that fail a quarter into their training
+        service.timing = self.fold_timing
+
+    def fold_timing(self, request: dict, warm: bool) -> JobTiming:
+        timing = self.workload.fold_timing(request, warm)
+        if request["TrainingJobName"] in self.injected:
+            return JobTiming(timing.start, timing.train, INJECTED_FAILURE, timing.train / 4)
+        return timing
 
     # -- launching -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -262,7 +270,7 @@ class SimulatedTuner:
         self.trials.append(trial)
         for number, fold in self.tuning.failing_folds:
             if number == index + 1:
-                self.service.failures[fold_job_name(name, fold)] = INJECTED_FAILURE
+                self.injected.add(fold_job_name(name, fold))
                 trial.failing_folds.add(fold)
         trial.actor = self.scheduler.spawn(name, lambda: self._coordinator(trial), at=trial.launched_at + startup)
 
@@ -387,6 +395,7 @@ class SimulationReport:
     real_seconds: float = 0.0
     switches: int = 0
     orphans: list[str] = field(default_factory=list)  # fold jobs still running when their coordinator had ended
+    service: SimulatedSageMaker | None = field(default=None, repr=False)  # every job and call, for analysis
 
     @property
     def completed(self) -> int:
@@ -495,7 +504,7 @@ def _report(tuning: Tuning, workload: Workload, account: Account, timing: Timing
         client_retries=sum(c.retries for c in tuner.clients), runner_calls=runner_calls,
         breakdown_warm=_mean(warm), breakdown_first=_mean(first),
         best_objective=best.objective if best else None, tuning_failure=tuner.failure, real_seconds=real_seconds,
-        switches=scheduler.switches, orphans=orphans)
+        switches=scheduler.switches, orphans=orphans, service=service)
 
 
 def _fold_ends(trial: Trial, jobs: list[SimJob]) -> list[tuple[float, float, float, float]]:

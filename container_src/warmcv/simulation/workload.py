@@ -118,6 +118,8 @@ class SimulatedLocalFold:
     def __init__(self, workload: Workload, trial: str, task: FoldTask, clock: Clock, failure: str | None = None):
         key = f"{trial}-f{task.fold}"
         train, drawn, after = workload.fold_training(key)
+        if failure:  # injected: fails a quarter into its training, like an injected fold job
+            after = train / 4
         failure = failure or drawn
         self.started = clock.monotonic()
         self.train = train
