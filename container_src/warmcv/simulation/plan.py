@@ -170,6 +170,13 @@ def estimate(inputs: PlanInputs, warm: bool) -> Estimate:
                          "they expire and every fold starts cold; raise keep_alive_seconds")
         pool_idle = m * k * (n - 1) * min(idle, keep_alive)
         tail = 0.0 if inputs.release_pools else m * k * keep_alive
+        enough = 60 * math.ceil(max(300.0, 4 * idle) / 60)  # a margin for pauses the model does not know
+        if not inputs.release_pools and keep_alive > enough:
+            notes.append(f"pools idle about {idle:.0f} s between trials: a keep-alive of {enough} s still keeps them "
+                         "warm with a wide margin "
+                         f"and cuts the last round's idle pools from {tail / 3600:.1f} to "
+                         f"{m * k * enough / 3600:.1f} instance-hours (or release them when tuning ends: "
+                         "warmcv release-warm-pools)")
     hours = {"coordinators": coordinator_seconds / 3600, "fold_jobs": fold_seconds / 3600,
              "warm_pools_between_trials": pool_idle / 3600, "warm_pools_after_last_trial": tail / 3600}
     hours["total"] = sum(hours.values())
