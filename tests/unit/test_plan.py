@@ -125,6 +125,8 @@ def test_simulate_command_reports_where_the_time_goes(capsys, tmp_path):
     (["--keep-alive", "4000"], "--keep-alive 4000: SageMaker allows 0..3600"),
     (["--folds", "1"], "--folds must be at least 2"),
     (["--timing", "poll_often=1"], "WARMCV_SAGEMAKER_TIMING"),
+    (["--simulate", "--create-rate", "0"], "must be above 0"),
+    (["--train", "two minutes"], "--train 'two minutes': expected seconds"),
 ])
 def test_bad_plan_input_fails_with_a_message(capsys, extra, message):
     args = ["plan", "-M", "2", "-N", "3", "-K", "3", "--startup", "100", "--train", "50", *extra]

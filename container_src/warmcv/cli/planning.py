@@ -118,6 +118,11 @@ def _simulation(args: argparse.Namespace, inputs: Any, keep_alive: int) -> Any:
     if not 0 <= args.noise <= 2 or not 0 <= args.failure_rate <= 1:
         raise UserInputError(f"--noise {args.noise} must be within 0..2 and --failure-rate {args.failure_rate} "
                              "within 0..1")
+    if args.create_rate <= 0 or (args.describe_rate is not None and args.describe_rate <= 0):
+        raise UserInputError("--create-rate and --describe-rate are requests per second and must be above 0")
+    for name in ("instance_quota", "warm_pool_quota"):
+        if getattr(args, name) is not None and getattr(args, name) < 0:
+            raise UserInputError(f"--{name.replace('_', '-')} must not be negative")
     tuning = Tuning(parallel=inputs.parallel, rounds=inputs.rounds, folds=inputs.folds, keep_alive=keep_alive,
                     coordinator_trains_fold=inputs.coordinator_trains_fold, instance_type=inputs.instance_type,
                     coordinator_reuse=inputs.coordinator_reuse, tuner_gap=inputs.tuner_gap,
@@ -256,7 +261,9 @@ def _simulate(args: argparse.Namespace) -> int:
     billing = report.billing_total
     after = sum(billing.values()) - sum(report.billing_during.values())
     rows = [
-        ["trials completed / failed / launched", f"{report.completed} / {report.failed} / {len(report.trials)}"],
+        ["trials completed / failed / stopped / launched",
+         f"{report.completed} / {report.failed} / {len(report.trials) - report.completed - report.failed} / "
+         f"{len(report.trials)}"],
         ["wall time", hours(report.wall_seconds)],
         ["training-only limit (these trials' slowest folds)", hours(report.training_limit_seconds)],
         ["overhead above the limit", f"{short(report.overhead_seconds)} "

@@ -32,7 +32,7 @@ import random
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -568,6 +568,3 @@ def _api_stats(calls: list[tuple[float, str, str, str]], wall: float) -> dict[st
         entry["peak_per_second"] = peak
     return stats
 
-
-def with_overrides(tuning: Tuning, **changes: Any) -> Tuning:
-    return replace(tuning, **changes)
