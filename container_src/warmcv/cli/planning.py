@@ -19,8 +19,7 @@ from warmcv.errors import UserInputError
 
 
 def _add_scenario(parser: argparse.ArgumentParser) -> None:
-    from warmcv.simulation.tuning import DEFAULT_KEEP_ALIVE
-
+    """The options of both commands. Nothing heavy is imported here: `warmcv --help` stays instant."""
     group = parser.add_argument_group("the tuning job")
     group.add_argument("--parallel", "-M", type=int, required=True, help="parallel trials M (max_parallel_jobs)")
     group.add_argument("--rounds", "-N", type=int, required=True, help="rounds N (max_jobs = M x N)")
@@ -34,8 +33,9 @@ def _add_scenario(parser: argparse.ArgumentParser) -> None:
                        help="start-up of a coordinator on an instance the tuner reuses (default: --warm-startup)")
     group.add_argument("--no-coordinator-reuse", action="store_true",
                        help="every coordinator starts cold (the tuner reuses no instance)")
-    group.add_argument("--keep-alive", type=int, default=DEFAULT_KEEP_ALIVE,
-                       help=f"fold jobs' warm-pool keep-alive in seconds, 0..3600 (default {DEFAULT_KEEP_ALIVE})")
+    group.add_argument("--keep-alive", type=int,
+                       help="fold jobs' warm-pool keep-alive in seconds, 0..3600 (default: the keep_alive_seconds "
+                            "hyperparameter's default, as the launcher uses)")
     group.add_argument("--coordinator-trains-fold", action="store_true",
                        help="the coordinator trains fold 0 itself: K instances per trial instead of K + 1")
     group.add_argument("--tuner-gap", default="0", help="pause between a trial's end and the next (default 0)")
@@ -86,7 +86,10 @@ def _inputs(args: argparse.Namespace) -> Any:
     from warmcv.runners.sagemaker import Timing
     from warmcv.simulation.plan import PlanInputs
     from warmcv.simulation.tables import parse_duration
+    from warmcv.simulation.tuning import DEFAULT_KEEP_ALIVE
 
+    if args.keep_alive is None:
+        args.keep_alive = DEFAULT_KEEP_ALIVE
     for name in ("parallel", "rounds", "folds"):
         if getattr(args, name) < 1:
             raise UserInputError(f"--{name} must be at least 1, got {getattr(args, name)}")
