@@ -44,15 +44,12 @@ from typing import Any
 import boto3
 
 from tests.fakes.s3 import CREDENTIALS, REGION
+from warmcv.simulation.sagemaker import POOL_KEY_FIELDS  # fields SageMaker compares before reusing a pool
 
 ACCOUNT = "123456789012"
 NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 TERMINAL = ("Completed", "Failed", "Stopped")
 REPO = Path(__file__).resolve().parents[2]
-# Fields SageMaker compares before handing a warm pool to a new job.
-POOL_KEY_FIELDS = ("RoleArn", "ResourceConfig.InstanceType", "ResourceConfig.InstanceCount",
-                   "ResourceConfig.VolumeSizeInGB", "ResourceConfig.VolumeKmsKeyId", "VpcConfig",
-                   "EnableNetworkIsolation", "EnableInterContainerTrafficEncryption")
 
 
 class FakeError(Exception):

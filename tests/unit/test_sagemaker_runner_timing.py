@@ -366,3 +366,30 @@ def test_the_clients_retry_the_way_the_runner_expects(monkeypatch):
     assert prompt.retries == {"mode": "standard", "total_max_attempts": 2}
     assert (prompt.connect_timeout, prompt.read_timeout) == (3, 10)
     assert clients.patient.meta.region_name == "eu-central-1"
+
+
+def test_the_first_create_goes_out_at_once():
+    """No random wait before it: botocore's jittered retries already separate coordinators that start together,
+    and the wait cost every trial about half a second on its critical path (docs/simulation.md)."""
+    sim = SimulatedSageMaker(ManualClock(), start_seconds=30, train_seconds=60)
+    make_runner(sim).run(tasks())
+    assert creates(sim)[0][0] == 0.0
+
+
+def test_an_injected_local_fold_replaces_the_worker_process():
+    from warmcv.simulation.workload import SimulatedLocalFold, Workload
+
+    workload = Workload(train=90.0, train_cv=0.0)
+    started = []
+
+    def local(task, clock):
+        started.append(task.fold)
+        return SimulatedLocalFold(workload, PARENT, task, clock)
+
+    sim = SimulatedSageMaker(ManualClock(), start_seconds=20, train_seconds=60)
+    runner = make_runner(sim)
+    runner.local_fold = local
+    results = runner.run(tasks())
+    assert started == [0] and sorted(sim.jobs) == [f"{PARENT}-f{i}" for i in range(1, K)]
+    assert results[0].executor.startswith("coordinator") and results[0].wall_seconds == pytest.approx(90.0, abs=1.0)
+    assert "fold 0 trained by the coordinator" in runner.describe()

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "warmcv.cli.training",
     "warmcv.cli.launcher",
     "warmcv.cli.serving",
+    "warmcv.cli.planning",
 )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from warmcv.clock import SYSTEM_CLOCK, Clock
 from warmcv.contract import ContainerPaths
 from warmcv.data.manifest import Manifest
 from warmcv.declarations import HyperparameterValues
@@ -80,18 +80,21 @@ def fold_tasks(hps: HyperparameterValues, manifest: Manifest) -> list[FoldTask]:
     return [FoldTask(fold, forwarded) for fold in range(manifest.n_folds)]
 
 
-def cross_validate(runner: FoldRunner, hps: HyperparameterValues, manifest: Manifest) -> CrossValidationSummary:
-    """Run every fold on `runner`; on any failure or stop, stop the folds still running, then re-raise."""
+def cross_validate(runner: FoldRunner, hps: HyperparameterValues, manifest: Manifest,
+                   clock: Clock = SYSTEM_CLOCK) -> CrossValidationSummary:
+    """Run every fold on `runner`; on any failure or stop, stop the folds still running, then re-raise.
+
+    `clock` is the runner's: a simulation reports the trial's simulated seconds, not the real ones."""
     setup = training_setup(hps, manifest)  # validates objective and metric against the task before any fold starts
     tasks = fold_tasks(hps, manifest)
-    started = time.monotonic()
+    started = clock.monotonic()
     try:
         results = runner.run(tasks)
     except BaseException:
         runner.stop()
         raise
     summary = CrossValidationSummary.from_results(
-        results, setup.metric.name, setup.metric.direction, runner.describe(), time.monotonic() - started,
+        results, setup.metric.name, setup.metric.direction, runner.describe(), clock.monotonic() - started,
         {k: v for k, v in hps.to_strings().items() if k not in _NOT_FORWARDED},
     )
     for result in summary.folds:

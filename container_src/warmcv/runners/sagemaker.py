@@ -36,11 +36,11 @@ import os
 import random
 import tarfile
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from warmcv.aws.fold_jobs import (
     MAX_ATTEMPTS,
@@ -148,6 +148,18 @@ class FoldJob:
     result: FoldResult | None = None
 
 
+class LocalFold(Protocol):
+    """A fold the coordinator trains itself: `future` (done/exception/result -> metrics dict), `started` on the
+    runner's clock, `cancel()`, `close()`. `_InProcessFold` in a container; a simulator passes its own."""
+
+    future: Any
+    started: float
+
+    def cancel(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class _InProcessFold:
     """The fold the coordinator trains itself, in a warm worker process (cancellable, crash-isolated)."""
 
@@ -187,9 +199,11 @@ class SageMakerFoldRunner(FoldRunner):
 
     def __init__(self, api: TrainingJobsApi, template: FoldJobTemplate, *, clock: Clock = SYSTEM_CLOCK,
                  rng: random.Random | None = None, timing: Timing | None = None, deadline: float | None = None,
-                 max_runtime: int | None = None, local_data_dir: Path | None = None):
+                 max_runtime: int | None = None, local_data_dir: Path | None = None,
+                 local_fold: Callable[[FoldTask, Clock], LocalFold] | None = None):
         """`deadline` is on `clock.monotonic()` (derived from the coordinator's `max_runtime`, for messages);
-        `local_data_dir` makes the coordinator train fold 0 itself."""
+        `local_data_dir` makes the coordinator train fold 0 itself, in a worker process; `local_fold` starts
+        that fold some other way (a simulator's timed stand-in) and also turns it on."""
         self.api = api
         self.template = template
         self.clock = clock
@@ -198,8 +212,9 @@ class SageMakerFoldRunner(FoldRunner):
         self.deadline = deadline
         self.max_runtime = max_runtime
         self.local_data_dir = local_data_dir
+        self.local_fold = local_fold
         self._folds: list[FoldJob] = []
-        self._local: _InProcessFold | None = None
+        self._local: LocalFold | None = None
         self._copy_user_tags = True
         self._first_finish: float | None = None
         self._polling_since = 0.0
@@ -231,7 +246,8 @@ class SageMakerFoldRunner(FoldRunner):
     @classmethod
     def discover(cls, api: TrainingJobsApi, name: str, hps: HyperparameterValues, *, clock: Clock = SYSTEM_CLOCK,
                  timing: Timing | None = None, rng: random.Random | None = None,
-                 local_data_dir: Path | None = None) -> SageMakerFoldRunner:
+                 local_data_dir: Path | None = None,
+                 local_fold: Callable[[FoldTask, Clock], LocalFold] | None = None) -> SageMakerFoldRunner:
         """DescribeTrainingJob on the coordinator itself (and ListTags), then the fold-job template."""
         timing = timing or Timing()
         rng = rng or random.Random()
@@ -267,7 +283,7 @@ class SageMakerFoldRunner(FoldRunner):
             log.info("%s", note)
         return cls(api, template, clock=clock, rng=rng, timing=timing, deadline=deadline,
                    max_runtime=(me.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds"),
-                   local_data_dir=local_data_dir)
+                   local_data_dir=local_data_dir, local_fold=local_fold)
 
     @staticmethod
     def _remaining_runtime(me: Mapping[str, Any], clock: Clock) -> float | None:
@@ -277,13 +293,17 @@ class SageMakerFoldRunner(FoldRunner):
             return None
         return float(limit) - max(0.0, clock.time() - started)
 
+    @property
+    def trains_own_fold(self) -> bool:
+        return self.local_data_dir is not None or self.local_fold is not None
+
     # -- the FoldRunner interface ----------------------------------------------------------------------
     def describe(self) -> str:
         resources = self.template.base.get("ResourceConfig", {})
         jobs = [f for f in self._folds if not f.in_process]
         text = (f"sagemaker ({len(jobs)} fold jobs on {resources.get('InstanceCount', 1)} x "
                 f"{resources.get('InstanceType', '?')}, keep-alive {self.template.keep_alive_seconds} s")
-        if self.local_data_dir is not None:
+        if self.trains_own_fold:
             text += ", fold 0 trained by the coordinator"
         if jobs:
             text += f", {sum(f.reused_pool for f in jobs)} reused a warm pool, {sum(f.adopted for f in jobs)} adopted"
@@ -292,13 +312,17 @@ class SageMakerFoldRunner(FoldRunner):
     def run(self, tasks: Sequence[FoldTask]) -> list[FoldResult]:
         self._folds = [FoldJob(task) for task in tasks]
         self._first_finish = None
-        if self.local_data_dir is not None and self._folds:
+        if self.trains_own_fold and self._folds:
             self._folds[0].in_process = True
-            self._local = _InProcessFold(self.local_data_dir, tasks[0], self.clock)
+            if self.local_fold is not None:
+                self._local = self.local_fold(tasks[0], self.clock)
+            else:
+                assert self.local_data_dir is not None
+                self._local = _InProcessFold(self.local_data_dir, tasks[0], self.clock)
             log.info("fold %d: trained by the coordinator itself", tasks[0].fold)
         queue = deque(f for f in self._folds if not f.in_process)
         now = self.clock.monotonic()
-        next_create = now + self.rng.uniform(0.0, self.timing.create_interval)
+        next_create = now
         create_failures = poll_failures = 0
         next_poll: float | None = None
         while True:

@@ -1,0 +1,134 @@
+"""`warmcv plan`'s closed forms against hand-computed cases, and the plan/simulate commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from warmcv.cli import main
+from warmcv.errors import UserInputError
+from warmcv.runners.sagemaker import Timing
+from warmcv.simulation.plan import PlanInputs, estimate, polls_before_first_finish, seed_model
+from warmcv.simulation.tables import parse_duration
+
+# No jitter and no latency, so every figure below is plain arithmetic.
+TIMING = Timing(create_interval=1.0, jitter=0.0, poll_min=5.0, poll_fraction=0.05, poll_max=60.0, poll_finish=2.0)
+HAND = PlanInputs(parallel=2, rounds=3, folds=3, startup=100, train=50, warm_startup=10, coordinator_startup=5,
+                  keep_alive=600, api_latency=0.0, price=2.0, timing=TIMING)
+
+
+def test_design_md_arithmetic():
+    seed = seed_model(PlanInputs(parallel=1, rounds=120, folds=5, startup=180, train=120))
+    assert seed == {"cold_seconds": 36_000, "warm_seconds": 180 + 120 + 119 * 120, "training_limit_seconds": 14_400}
+    assert seed["cold_seconds"] / 3600 == 10.0 and round(seed["warm_seconds"] / 3600, 2) == 4.05
+
+
+def test_warm_estimate_by_hand():
+    warm = estimate(HAND, warm=True)
+    # first trial: coordinator 100 + creates 2 x 1 s + folds 100 + training 50 + noticing: the poll interval
+    # at 150 s is 7.5 s, the first end is seen ~3.75 s late, the last fold ended 2 s after the first -> 1.75 s
+    assert warm.first_trial_seconds == pytest.approx(100 + 2 + 100 + 50 + 1.75)
+    # later: coordinator 5 + creates 2 + warm folds 10 + training 50 + noticing max(5 / 2 - 2, 2 / 2) = 1
+    assert warm.later_trial_seconds == pytest.approx(5 + 2 + 10 + 50 + 1)
+    assert warm.wall_seconds == pytest.approx(253.75 + 2 * 68)
+    assert warm.training_limit_seconds == 150
+    assert warm.breakdown == {"tuner_gap": 0, "coordinator_startup": 5, "discovery": 0, "create_pacing": 2,
+                              "fold_startup": 10, "training": 50, "noticing": 1}
+    # instance-seconds: coordinators bill all but their start-up; folds their training; pools idle 8 s between
+    # trials (fold spread 2 + noticing 1 + coordinator start 5) and the keep-alive after the last trial.
+    hours = warm.instance_hours
+    assert hours["coordinators"] * 3600 == pytest.approx(2 * (153.75 + 2 * 63))
+    assert hours["fold_jobs"] * 3600 == pytest.approx(2 * 3 * 3 * 50)
+    assert hours["warm_pools_between_trials"] * 3600 == pytest.approx(2 * 3 * 2 * 8)
+    assert hours["warm_pools_after_last_trial"] * 3600 == pytest.approx(2 * 3 * 600)
+    assert hours["total"] * 3600 == pytest.approx(559.5 + 900 + 96 + 3600)
+    assert warm.cost == pytest.approx(hours["total"] * 2.0)
+    assert (warm.jobs, warm.fold_starts_cold, warm.fold_starts_warm) == (24, 6, 12)
+    assert (warm.training_instances, warm.warm_pool_instances) == (8, 6)
+    assert warm.creates_per_second == pytest.approx(6 / 68)
+    assert warm.describes_per_trial == pytest.approx(1 + 62 / 5 + 2 * 3)
+
+
+def test_cold_estimate_by_hand():
+    cold = estimate(HAND, warm=False)
+    assert cold.later_trial_seconds == pytest.approx(5 + 2 + 100 + 50 + 1.75)
+    assert cold.wall_seconds == pytest.approx(253.75 + 2 * 158.75)
+    assert cold.instance_hours["warm_pools_between_trials"] == 0 == cold.warm_pool_instances
+    assert cold.fold_starts_cold == 18
+
+
+def test_the_coordinator_training_a_fold_saves_a_job_an_instance_and_a_pool_per_trial():
+    from dataclasses import replace
+
+    plain, own = estimate(HAND, warm=True), estimate(replace(HAND, coordinator_trains_fold=True), warm=True)
+    assert (own.jobs, own.training_instances, own.warm_pool_instances) == (18, 6, 4)
+    assert own.instance_hours["total"] < plain.instance_hours["total"]
+    assert own.wall_seconds < plain.wall_seconds  # one create fewer on the critical path
+
+
+def test_a_keep_alive_shorter_than_the_pause_between_trials_is_flagged():
+    from dataclasses import replace
+
+    notes = estimate(replace(HAND, keep_alive=5), warm=True).notes
+    assert any("expire" in note and "keep_alive_seconds" in note for note in notes)
+
+
+def test_pre_finish_polls_integrate_the_backing_off_interval():
+    assert polls_before_first_finish(TIMING, 50) == pytest.approx(10)  # every 5 s
+    assert polls_before_first_finish(TIMING, 1000) == pytest.approx(20 + 20 * 2.302585)  # then 5 % of the time run
+    assert polls_before_first_finish(TIMING, 2000) == pytest.approx(20 + 20 * 2.484907 + 800 / 60)  # then 60 s
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("180", 180), ("3m", 180), ("3 min", 180), ("1.5h", 5400),
+                                               ("90s", 90)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_bad_durations_say_what_is_expected():
+    with pytest.raises(UserInputError, match="--train '2 weeks': expected seconds"):
+        parse_duration("2 weeks", "--train")
+
+
+def test_plan_command_prints_the_table_and_json(capsys):
+    args = ["plan", "--parallel", "1", "--rounds", "120", "--folds", "5", "--startup", "3m", "--train", "2m"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "design.md cold" in text and "10.00 h" in text and "4.05 h" in text
+    assert "'ml.m5.xlarge for training warm pool usage'" in text
+    assert main([*args, "--json", "--price", "0.23"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["seed_model"]["cold_seconds"] == 36_000
+    assert data["estimates"]["warm"]["jobs"] == 720 and data["estimates"]["warm"]["cost"] > 0
+
+
+def test_plan_with_the_simulation_next_to_it(capsys):
+    args = ["plan", "-M", "2", "-N", "3", "-K", "3", "--startup", "100", "--train", "50", "--simulate", "--json"]
+    assert main(args) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["simulations"]["warm"]["trials"]["completed"] == 6
+    assert data["simulations"]["cold"]["jobs"]["fold_jobs_on_warm_pools"] == 0
+
+
+def test_simulate_command_reports_where_the_time_goes(capsys, tmp_path):
+    csv_path = tmp_path / "trials.csv"
+    args = ["simulate", "-M", "2", "-N", "3", "-K", "3", "--startup", "100", "--train", "50", "--seed", "4",
+            "--trials-csv", str(csv_path)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "Where a trial's time goes" in text and "CreateTrainingJob" in text
+    assert len(csv_path.read_text().splitlines()) == 1 + 6
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--keep-alive", "4000"], "--keep-alive 4000: SageMaker allows 0..3600"),
+    (["--folds", "1"], "--folds must be at least 2"),
+    (["--timing", "poll_often=1"], "WARMCV_SAGEMAKER_TIMING"),
+    (["--simulate", "--create-rate", "0"], "must be above 0"),
+    (["--train", "two minutes"], "--train 'two minutes': expected seconds"),
+])
+def test_bad_plan_input_fails_with_a_message(capsys, extra, message):
+    args = ["plan", "-M", "2", "-N", "3", "-K", "3", "--startup", "100", "--train", "50", *extra]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
