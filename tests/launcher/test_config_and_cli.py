@@ -53,6 +53,12 @@ def test_bad_config_names_the_key(overrides, message):
     assert message in str(error.value)
 
 
+def test_coordinator_trains_fold_zero_unless_the_config_says_otherwise():
+    assert example_config().coordinator_hyperparameters()["coordinator_trains_fold"] == "true"
+    opted_out = example_config(hyperparameters={"coordinator_trains_fold": False})
+    assert opted_out.coordinator_hyperparameters()["coordinator_trains_fold"] == "false"
+
+
 def test_metric_from_task_when_not_given():
     config = example_config(hyperparameters={"metric": "auto"}, prepare={"task": "regression"})
     assert config.metric == "rmse" and config.coordinator_hyperparameters()["metric"] == "rmse"

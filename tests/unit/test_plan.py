@@ -100,7 +100,10 @@ def test_plan_command_prints_the_table_and_json(capsys):
     assert main([*args, "--json", "--price", "0.23"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["seed_model"]["cold_seconds"] == 36_000
-    assert data["estimates"]["warm"]["jobs"] == 720 and data["estimates"]["warm"]["cost"] > 0
+    # By default the coordinator trains fold 0 (as the launcher does): K jobs per trial, not K + 1.
+    assert data["estimates"]["warm"]["jobs"] == 600 and data["estimates"]["warm"]["cost"] > 0
+    assert main([*args, "--json", "--no-coordinator-trains-fold"]) == 0
+    assert json.loads(capsys.readouterr().out)["estimates"]["warm"]["jobs"] == 720
 
 
 def test_plan_with_the_simulation_next_to_it(capsys):

@@ -36,8 +36,9 @@ def _add_scenario(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--keep-alive", type=int,
                        help="fold jobs' warm-pool keep-alive in seconds, 0..3600 (default: the keep_alive_seconds "
                             "hyperparameter's default, as the launcher uses)")
-    group.add_argument("--coordinator-trains-fold", action="store_true",
-                       help="the coordinator trains fold 0 itself: K instances per trial instead of K + 1")
+    group.add_argument("--coordinator-trains-fold", action=argparse.BooleanOptionalAction, default=True,
+                       help="the coordinator trains fold 0 itself: K instances per trial instead of K + 1 "
+                            "(default, as the launcher does; --no-coordinator-trains-fold for the K + 1 layout)")
     group.add_argument("--tuner-gap", default="0", help="pause between a trial's end and the next (default 0)")
     group.add_argument("--release-pools", action="store_true",
                        help="warm pools are released when tuning ends (else they idle for their keep-alive)")

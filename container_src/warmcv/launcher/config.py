@@ -167,8 +167,13 @@ class LauncherConfig:
         return build_search_space(names, self.tuning.ranges)
 
     def coordinator_hyperparameters(self) -> dict[str, str]:
-        """The tuner's static hyperparameters: the user's, plus what makes each trial a K-fold coordinator."""
-        values = {**self.hyperparameters, "metric": self.metric, "mode": "coordinator",
+        """The tuner's static hyperparameters: the user's, plus what makes each trial a K-fold coordinator.
+
+        The coordinator trains fold 0 itself unless [hyperparameters] says coordinator_trains_fold = false:
+        K instances per trial instead of K + 1 (0.82 x the instance-hours in docs/simulation.md), never later.
+        """
+        values = {"coordinator_trains_fold": "true", **self.hyperparameters, "metric": self.metric,
+                  "mode": "coordinator",
                   "fold_runner": "sagemaker", "n_folds": str(self.prepare.folds),
                   "keep_alive_seconds": str(self.training.keep_alive_seconds)}
         return static_hyperparameters(values, self.search_space())
