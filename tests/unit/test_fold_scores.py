@@ -1,0 +1,101 @@
+"""Fold scores come from the booster's running predictions; they must equal a predict-then-score pass.
+
+This guards the speed-up in `train_fold` (no second predict over the validation rows): if LightGBM
+ever stopped keeping its validation predictions in step with `rollback_one_iter`, or handed the feval
+raw scores instead of probabilities, these comparisons would fail.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from warmcv.data.manifest import PreparedData
+from warmcv.data.prepare import PrepareOptions, prepare
+from warmcv.declarations import parse_hyperparameters
+from warmcv.model.params import training_setup
+from warmcv.model.training import DatasetCache, metrics_for_task, train_fold
+
+
+def _prepared(tmp_path: Path, frame: pd.DataFrame, target: str, task: str = "auto") -> PreparedData:
+    source = tmp_path / "raw.csv"
+    frame.to_csv(source, index=False)
+    prepare(source, tmp_path / "prepared", PrepareOptions(target=target, folds=3, task=task, seed=1))
+    return PreparedData.load(tmp_path / "prepared")
+
+
+def _frames() -> dict[str, tuple[pd.DataFrame, str, dict[str, str]]]:
+    rng = np.random.default_rng(3)
+    n = 1500
+    x = rng.normal(size=(n, 4))
+    colour = rng.choice(["red", "green", "blue"], n)
+    frame = pd.DataFrame(x, columns=["a", "b", "c", "d"]).assign(colour=colour)
+    logit = x[:, 0] - x[:, 1] + (colour == "red")
+    binary = frame.assign(y=np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no"))
+    multiclass = frame.assign(y=np.digitize(logit + rng.normal(0, 0.5, n), [-1.0, 0.5]).astype(str))
+    regression = frame.assign(y=1000.123 + 3 * x[:, 0] + rng.normal(0, 1, n))
+    counts = frame.assign(y=rng.poisson(np.exp(0.5 * x[:, 0])))
+    common = {"num_boost_round": "300", "early_stopping_rounds": "5", "learning_rate": "0.3"}
+    return {
+        "binary": (binary, "y", common),
+        "multiclass": (multiclass, "y", common),
+        "regression": (regression, "y", common),
+        "poisson": (counts, "y", {**common, "objective": "poisson"}),
+    }
+
+
+@pytest.mark.parametrize("case", ["binary", "multiclass", "regression", "poisson"])
+def test_scores_equal_a_predict_pass_after_early_stopping(tmp_path: Path, case: str) -> None:
+    frame, target, hps = _frames()[case]
+    data = _prepared(tmp_path, frame, target, task="regression" if case == "poisson" else "auto")
+    setup = training_setup(parse_hyperparameters(hps), data.manifest, num_threads=1)
+    outcome = train_fold(data, setup, 1, cache=DatasetCache())
+    # Early stopping really rolled trees back, so the check covers the rollback path.
+    assert outcome.best_iteration < 300
+    assert outcome.booster.current_iteration() == outcome.best_iteration
+
+    train_mask, valid_mask = data.manifest.fold_masks(data.folds, 1)
+    n_classes = data.manifest.n_classes
+    for metric in metrics_for_task(setup.task):
+        valid_prediction = outcome.booster.predict(data.features[valid_mask])
+        train_prediction = outcome.booster.predict(data.features[train_mask])
+        assert outcome.validation_metrics[metric.name] == pytest.approx(
+            metric.score(data.label[valid_mask], valid_prediction, n_classes), rel=1e-9, abs=1e-12)
+        # Training scores are read after rollback_one_iter, whose floating-point residue can break ties
+        # between rows (AUC moves in the fifth decimal); without early stopping they are exact (next test).
+        assert outcome.train_metrics[metric.name] == pytest.approx(
+            metric.score(data.label[train_mask], train_prediction, n_classes), rel=1e-4, abs=1e-4)
+    assert outcome.validation_score == outcome.validation_metrics[setup.metric.name]
+    assert outcome.n_valid == int(valid_mask.sum())
+
+
+def test_cached_dataset_gives_the_same_scores(tmp_path: Path) -> None:
+    frame, target, hps = _frames()["binary"]
+    data = _prepared(tmp_path, frame, target)
+    cache = DatasetCache()
+    setup = training_setup(parse_hyperparameters(hps), data.manifest, num_threads=1)
+    first = train_fold(data, setup, 0, cache=cache)
+    other = training_setup(parse_hyperparameters({**hps, "num_leaves": "7"}), data.manifest, num_threads=1)
+    train_fold(data, other, 0, cache=cache)  # another trial in between reuses the cached Dataset
+    again = train_fold(data, setup, 0, cache=cache)
+    assert (first.dataset_cached, again.dataset_cached) == (False, True)
+    assert again.validation_metrics == first.validation_metrics
+    assert again.train_metrics == first.train_metrics
+
+
+@pytest.mark.parametrize("case", ["binary", "multiclass", "regression"])
+def test_scores_are_exact_without_early_stopping(tmp_path: Path, case: str) -> None:
+    frame, target, hps = _frames()[case]
+    data = _prepared(tmp_path, frame, target)
+    setup = training_setup(parse_hyperparameters({**hps, "early_stopping_rounds": "0", "num_boost_round": "40"}),
+                           data.manifest, num_threads=1)
+    outcome = train_fold(data, setup, 2)
+    train_mask, valid_mask = data.manifest.fold_masks(data.folds, 2)
+    for metric in metrics_for_task(setup.task):
+        for scores, mask in ((outcome.validation_metrics, valid_mask), (outcome.train_metrics, train_mask)):
+            expected = metric.score(data.label[mask], outcome.booster.predict(data.features[mask]),
+                                    data.manifest.n_classes)
+            assert scores[metric.name] == pytest.approx(expected, rel=1e-9, abs=1e-12)
