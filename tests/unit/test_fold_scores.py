@@ -99,3 +99,22 @@ def test_scores_are_exact_without_early_stopping(tmp_path: Path, case: str) -> N
             expected = metric.score(data.label[mask], outcome.booster.predict(data.features[mask]),
                                     data.manifest.n_classes)
             assert scores[metric.name] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_early_stopping_when_lightgbm_runs_out_of_splits(tmp_path: Path) -> None:
+    """Rounds that add no tree (nothing left to split) still count as rounds: the best round can lie past
+    the last tree. Seen in a real `warmcv run --example` trial; it must score, not crash."""
+    from warmcv.examples import EXAMPLE_TARGET, example_path
+
+    prepare(example_path(), tmp_path / "prepared", PrepareOptions(target=EXAMPLE_TARGET, folds=5))
+    data = PreparedData.load(tmp_path / "prepared")
+    hps = {"early_stopping_rounds": "50", "num_boost_round": "1000", "bagging_fraction": "0.7803775473814579",
+           "bagging_freq": "10", "feature_fraction": "0.7290585720858643", "lambda_l1": "6.758293617388397",
+           "lambda_l2": "0.0001496463385310683", "learning_rate": "0.08687797145350275", "max_depth": "4",
+           "min_data_in_leaf": "5", "min_gain_to_split": "0.6327931578307556", "num_leaves": "117"}
+    setup = training_setup(parse_hyperparameters(hps), data.manifest, num_threads=1)
+    outcome = train_fold(data, setup, 0)
+    assert outcome.best_iteration == outcome.booster.current_iteration() < 1000
+    _, valid_mask = data.manifest.fold_masks(data.folds, 0)
+    expected = setup.metric.score(data.label[valid_mask], outcome.booster.predict(data.features[valid_mask]), 2)
+    assert outcome.validation_score == pytest.approx(expected, rel=1e-9)

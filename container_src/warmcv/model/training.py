@@ -115,8 +115,11 @@ def train_fold(data: PreparedData, setup: TrainingSetup, fold: int | str, cache:
                             feval=capture, callbacks=callbacks, keep_training_booster=True)
     except lgb.basic.LightGBMError as error:
         raise UserInputError(f"LightGBM rejected the training parameters: {error}") from None
-    best = booster.best_iteration if early_stopping and booster.best_iteration > 0 else booster.current_iteration()
-    valid_prediction = capture.at(best, booster.current_iteration()) if capture is not None else None
+    # Boosting rounds and trees differ when LightGBM runs out of splits: the remaining rounds add no tree,
+    # so early stopping's best round may lie past the last tree.
+    best_round = booster.best_iteration if early_stopping and booster.best_iteration > 0 else None
+    valid_prediction = capture.at_round(best_round) if capture is not None else None
+    best = min(best_round, booster.current_iteration()) if best_round else booster.current_iteration()
     while booster.current_iteration() > best:
         booster.rollback_one_iter()
 
@@ -143,28 +146,32 @@ def train_fold(data: PreparedData, setup: TrainingSetup, fold: int | str, cache:
 
 
 class _RecentPredictions:
-    """A feval that keeps the validation predictions of the last `window` iterations and scores nothing.
+    """A feval that keeps the validation predictions of the last `window` boosting rounds and scores nothing.
 
-    LightGBM calls it once per iteration with the transformed predictions (probabilities for
+    LightGBM calls it once per round with the transformed predictions (probabilities for
     classification), accumulated tree by tree exactly as `predict` sums them. Early stopping ends
-    training at most `early_stopping_rounds` iterations after the best one, so a window of that
-    length + 1 always holds the best iteration's predictions.
+    training at most `early_stopping_rounds` rounds after the best one, so a window of that length + 1
+    always holds the best round's predictions.
     """
 
     name = "warmcv_capture"
 
     def __init__(self, window: int):
         self.window = window
+        self.rounds = 0  # calls so far: the 1-based number of the round just evaluated
         self._recent: deque[np.ndarray] = deque(maxlen=window)
 
     def __call__(self, prediction: np.ndarray, _dataset: lgb.Dataset) -> tuple[str, float, bool]:
+        self.rounds += 1
         self._recent.append(np.array(prediction, copy=True))
         return self.name, 0.0, True
 
-    def at(self, iteration: int, last: int) -> np.ndarray:
-        back = last - iteration
+    def at_round(self, round_number: int | None) -> np.ndarray:
+        """Predictions after round `round_number` (1-based, as Booster.best_iteration), or the last round's."""
+        back = 0 if round_number is None else self.rounds - round_number
         if not 0 <= back < len(self._recent):
-            raise RuntimeError(f"predictions of iteration {iteration} were not kept (last {last}, window {self.window})")
+            raise RuntimeError(f"predictions of round {round_number} were not kept "
+                               f"(last round {self.rounds}, window {self.window})")
         return self._recent[-1 - back]
 
 
