@@ -19,6 +19,7 @@ log = logging.getLogger("warmcv")
 COMMAND_MODULES: tuple[str, ...] = (
     "warmcv.cli.data",
     "warmcv.cli.training",
+    "warmcv.cli.run",
 )
 
 
