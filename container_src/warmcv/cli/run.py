@@ -130,7 +130,7 @@ def settings_from_args(args: argparse.Namespace, out: Path):
     from warmcv.examples import EXAMPLE_TARGET, example_path
     from warmcv.model.registry import check_group_name
     from warmcv.tuning.pipeline import RunSettings, resolve_fixed
-    from warmcv.tuning.space import describe, resolve_space
+    from warmcv.tuning.space import check_sampler, describe, resolve_space
 
     config = load_config(args.config) if args.config else {}
     if args.example:
@@ -153,6 +153,7 @@ def settings_from_args(args: argparse.Namespace, out: Path):
         value = getattr(args, name)
         return value if value is not None else config.get(name, default)
 
+    sampler = check_sampler(str(pick("sampler", "tpe")))
     trials = int(pick("trials", 40))
     if trials < 1:
         raise UserInputError(f"--trials {trials}: need at least 1")
@@ -168,7 +169,7 @@ def settings_from_args(args: argparse.Namespace, out: Path):
     return RunSettings(
         data=str(Path(data).resolve()), target=target, prepare=prepare, space=describe(space), fixed=fixed,
         trials=trials, parallel=pick("parallel", None), workers=pick("workers", None), timeout=pick("timeout", None),
-        sampler=str(pick("sampler", "tpe")), seed=int(pick("seed", 0)),
+        sampler=sampler, seed=int(pick("seed", 0)),
         predict=str(Path(predict).resolve()) if predict else None,
         predict_output=args.predict_output or "probabilities",
         registry=str(args.registry.resolve()) if args.registry else None,

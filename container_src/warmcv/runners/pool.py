@@ -107,6 +107,11 @@ class WarmWorkerPool:
         self._wake()
         return stopped
 
+    def busy(self) -> list[tuple[int, Hashable, int | str]]:
+        """(pid, group, fold) of every worker running a task now: for diagnostics and crash tests."""
+        with self._lock:
+            return [(w.process.pid, w.job.group, w.job.request.fold) for w in self._pool if w.job is not None]
+
     def close(self) -> None:
         with self._lock:
             if self._closed:

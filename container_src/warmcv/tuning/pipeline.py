@@ -129,7 +129,7 @@ class Run:
     # -- steps ----------------------------------------------------------------------------------------
     def _prepared(self) -> Path:
         prepared = self.run_dir / PREPARED_DIR
-        if (prepared / MANIFEST_FILE).is_file():
+        if self.resume and (prepared / MANIFEST_FILE).is_file():
             return prepared  # prepared by the run being resumed: the folds must stay the same
         started = time.monotonic()
         self.on_stage(f"preparing {self.settings.data} (target {self.settings.target!r})")
@@ -147,7 +147,8 @@ class Run:
         s = self.settings
         with run_lock(self.run_dir):
             if not self.resume:
-                if (self.run_dir / STUDY_FILE).exists() or (self.run_dir / SETTINGS_FILE).exists():
+                # A folder whose run never reached the search (bad settings, say) may be reused as is.
+                if (self.run_dir / STUDY_FILE).exists():
                     raise UserInputError(f"{self.run_dir} already holds a run: continue it with "
                                          f"`warmcv run --resume {self.run_dir}` or choose another --out")
                 s.save(self.run_dir)

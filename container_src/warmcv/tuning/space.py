@@ -96,20 +96,26 @@ def space_from_description(described: Mapping[str, Mapping[str, Any]]) -> Search
     return build_search_space([], overrides)
 
 
+def check_sampler(name: str) -> str:
+    """Fail before any work if the sampler cannot run here. GP needs PyTorch, which warmcv does not install."""
+    if name not in SAMPLERS:
+        raise UserInputError(f"sampler {name!r} is not one of {', '.join(SAMPLERS)}")
+    if name == "gp" and importlib.util.find_spec("torch") is None:
+        raise UserInputError(
+            "--sampler gp uses Optuna's GPSampler, which needs PyTorch; it is not installed. Install it "
+            "into this environment (pip install torch; the CPU build is enough) or use --sampler tpe"
+        )
+    return name
+
+
 def make_sampler(name: str, seed: int) -> Any:
-    """A seeded Optuna sampler. GP needs PyTorch, which warmcv does not install: say so before any trial runs."""
+    """A seeded Optuna sampler."""
     import optuna
 
+    check_sampler(name)
     if name == "tpe":
         # constant_liar (the default) keeps parallel trials from all proposing the same point.
         return optuna.samplers.TPESampler(seed=seed)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if name == "gp":
-        if importlib.util.find_spec("torch") is None:
-            raise UserInputError(
-                "--sampler gp uses Optuna's GPSampler, which needs PyTorch; it is not installed. Install it "
-                "into this environment (pip install torch; the CPU build is enough) or use --sampler tpe"
-            )
-        return optuna.samplers.GPSampler(seed=seed)
-    raise UserInputError(f"sampler {name!r} is not one of {', '.join(SAMPLERS)}")
+    return optuna.samplers.GPSampler(seed=seed)

@@ -9,6 +9,7 @@ which is what makes "still RUNNING when we open it" the same as "interrupted".
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import logging
 import os
@@ -83,7 +84,9 @@ def fail_and_requeue(study: Any, number: int) -> bool:
     from optuna.trial import TrialState
 
     study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
-    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    # A copy: the callback appends to the trial's retry history in place, which must not leak into
+    # the storage's cache of finished trials.
+    frozen = copy.deepcopy(next(t for t in study.get_trials(deepcopy=False) if t.number == number))
     return _retry(study, frozen)
 
 

@@ -1,0 +1,124 @@
+"""`warmcv run` end to end on real (census-like) data: every output it promises, checked for content."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from warmcv.cli import main
+from warmcv.model.artifacts import TrainedModel
+from warmcv.model.registry import LocalModelRegistry
+from warmcv.tuning.pipeline import Run, RunSettings
+from warmcv.tuning.space import describe, resolve_space
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _settings(data: Path, **changes) -> RunSettings:
+    space = resolve_space(["num_leaves=8:64:log", "learning_rate=0.05:0.3:log"],
+                          exclude=["max_depth", "min_gain_to_split", "lambda_l1"])
+    base = dict(data=str(data), target="income", prepare={"target": "income", "folds": 3, "seed": 1},
+                space=describe(space), fixed={"num_boost_round": "200", "early_stopping_rounds": "10"},
+                trials=6, parallel=2, workers=2, seed=3, predict=str(data))
+    return RunSettings(**{**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory, census_csv: Path):
+    run_dir = tmp_path_factory.mktemp("runs") / "census"
+    seen = []
+    result = Run(run_dir, _settings(census_csv), resume=False, on_trial=seen.append).execute()
+    return run_dir, result, seen
+
+
+def test_report_has_every_trial_with_its_fold_scores(finished_run) -> None:
+    run_dir, result, seen = finished_run
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report == json.loads(json.dumps(result.report))
+    assert report["metric"] == {"name": "auc", "direction": "Maximize"}
+    assert report["search"]["counts"] == {"complete": 6, "failed": 0, "interrupted": 0}
+    assert len(report["trials"]) == 6 and len(seen) == 6
+    for trial in report["trials"]:
+        folds = trial["cv"]["folds"]
+        assert [f["fold"] for f in folds] == [0, 1, 2]
+        assert trial["value"] == pytest.approx(sum(f["validation"] for f in folds) / 3, abs=1e-12)
+        assert 0.5 < trial["value"] < 1.0 and trial["std"] >= 0
+        assert set(trial["params"]) == set(report["search"]["space"])
+        assert trial["hyperparameters"]["num_boost_round"] == "200"
+        assert trial["seconds"] > 0
+    best = max(report["trials"], key=lambda t: t["value"])
+    assert report["best"]["trial"] == best["number"] and report["best"]["cv_mean"] == best["value"]
+    assert report["best"]["folds"] == best["cv"]["folds"]
+    for key in ("prepare_seconds", "search_seconds", "final_fit_seconds", "predict_seconds", "total_seconds"):
+        assert report["timings"][key] > 0
+    assert 0 < report["timings"]["worker_utilisation"] <= 1.0
+    assert report["search"]["workers"] == 2 and report["search"]["threads_per_worker"] == 1
+
+
+def test_final_model_is_trained_on_all_rows_with_the_best_parameters(finished_run, census_csv: Path) -> None:
+    run_dir, result, _ = finished_run
+    report = result.report
+    model = TrainedModel.load(run_dir / "model")
+    meta = model.metadata
+    assert meta.fold == "all"
+    assert meta.cross_validation["validation_mean"] == report["best"]["cv_mean"]
+    assert meta.cross_validation["trial"] == report["best"]["trial"]
+    rounds = report["best"]["recommended_num_boost_round"]
+    assert meta.hyperparameters["num_boost_round"] == str(rounds)
+    for name, value in report["best"]["params"].items():
+        assert meta.params[name] == pytest.approx(value)
+    with tarfile.open(run_dir / "model.tar.gz") as tar:
+        assert sorted(tar.getnames()) == ["model.json", "model.txt"]  # SageMaker's layout: files at the root
+
+
+def test_registry_entry_carries_the_cv_metrics(finished_run) -> None:
+    run_dir, result, _ = finished_run
+    registry = LocalModelRegistry(run_dir.parent / "registry")
+    [entry] = registry.versions("census-income")
+    assert entry["ModelApprovalStatus"] == "PendingManualApproval"
+    assert entry["ModelMetrics"]["cv_mean"] == result.report["best"]["cv_mean"]
+    assert entry["ModelMetrics"]["cv_std"] == result.report["best"]["cv_std"]
+    assert entry["ModelDataUrl"] == (run_dir / "model.tar.gz").resolve().as_uri()
+    assert entry["ModelDataSha256"] == result.report["final_model"]["sha256"]
+
+
+def test_predictions_file_matches_the_model(finished_run, census_csv: Path) -> None:
+    run_dir, _, _ = finished_run
+    predictions = pd.read_csv(run_dir / "predictions.csv")
+    raw = pd.read_csv(census_csv)
+    assert len(predictions) == len(raw)
+    expected = TrainedModel.load(run_dir / "model").predict(raw)
+    pd.testing.assert_frame_equal(predictions, expected.reset_index(drop=True), check_exact=False, rtol=1e-9)
+
+
+def test_plots_are_pngs(finished_run) -> None:
+    run_dir, result, _ = finished_run
+    for name in ("optimization_history", "fold_spread", "param_importances"):
+        entry = result.report["plots"][name]
+        assert entry["skipped"] is None
+        assert Path(entry["path"]).read_bytes()[:8] == PNG
+    assert set(result.report["param_importances"]) == set(result.report["search"]["space"])
+
+
+def test_few_trials_skip_the_importance_plot_with_a_reason(tmp_path: Path, census_csv: Path) -> None:
+    result = Run(tmp_path / "run", _settings(census_csv, trials=2, predict=None), resume=False).execute()
+    plots = result.report["plots"]
+    assert plots["param_importances"] == {"path": None, "skipped": "2 completed trial(s); parameter importances need at least 5"}
+    assert Path(plots["optimization_history"]["path"]).read_bytes()[:8] == PNG
+    assert result.report["predictions"] is None and not (tmp_path / "run" / "predictions.csv").exists()
+
+
+def test_example_runs_end_to_end_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["run", "--example", "--trials", "3", "--folds", "3", "--out", str(tmp_path / "ex"), "--no-progress",
+                 "--search", "learning_rate=0.1:0.3:log"])  # keeps the rounds (and the test) short
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "3 trials completed, 0 failed; 3-fold CV, auc" in out
+    assert "registered: census-income-example version 1" in out
+    report = json.loads((tmp_path / "ex" / "report.json").read_text())
+    assert report["predictions"]["rows"] == 1000  # the generated hold-out sample, without the target
+    assert "income" not in pd.read_csv(tmp_path / "ex" / "example_holdout.csv").columns
