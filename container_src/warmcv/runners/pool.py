@@ -63,11 +63,15 @@ class _Worker:
 class WarmWorkerPool:
     """`workers` processes with `threads` LightGBM threads each (so workers × threads ≤ cores by default)."""
 
-    def __init__(self, workers: int | None = None, threads: int | None = None, max_datasets: int = 16):
+    def __init__(self, workers: int | None = None, threads: int | None = None, max_datasets: int = 16,
+                 prestart: bool = False):
         cores = default_threads()
         self.workers = max(1, workers or cores)
         self.threads = max(1, threads or cores // self.workers)
         self.max_datasets = max_datasets
+        # Start every worker now rather than at the first task, so the fork server's imports overlap
+        # with whatever the caller does next (preparing the data, say).
+        self.prestart = prestart
         self._context = mp.get_context("forkserver")
         self._context.set_forkserver_preload(_PRELOAD)
         self._lock = threading.Lock()
@@ -153,7 +157,7 @@ class WarmWorkerPool:
     def _assign(self) -> None:
         """Give queued jobs to idle workers, preferring a worker that has the job's fold cached."""
         with self._lock:
-            while len(self._pool) < self.workers and self._queue and not self._closed:
+            while len(self._pool) < self.workers and (self._queue or self.prestart) and not self._closed:
                 self._pool.append(self._spawn())
             idle = [w for w in self._pool if w.job is None]
             while idle and self._queue:

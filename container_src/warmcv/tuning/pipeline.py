@@ -145,13 +145,17 @@ class Run:
 
         total_started = time.monotonic()
         s = self.settings
-        with run_lock(self.run_dir):
+        with run_lock(self.run_dir), contextlib.ExitStack() as stack:
             if not self.resume:
                 # A folder whose run never reached the search (bad settings, say) may be reused as is.
                 if (self.run_dir / STUDY_FILE).exists():
                     raise UserInputError(f"{self.run_dir} already holds a run: continue it with "
                                          f"`warmcv run --resume {self.run_dir}` or choose another --out")
                 s.save(self.run_dir)
+            workers = s.workers or default_threads()
+            threads = max(1, default_threads() // workers)
+            # Started before preparing, so the workers' start-up (imports) overlaps with the preparation.
+            pool = stack.enter_context(WarmWorkerPool(workers=workers, threads=threads, prestart=True))
             prepared = self._prepared()
             manifest = read_manifest(prepared)
             space = space_from_description(s.space)
@@ -160,20 +164,15 @@ class Run:
 
             check_n_folds(hps, manifest)
             setup = training_setup(hps, manifest)  # checks objective and metric against the task up front
-            workers = s.workers or default_threads()
-            threads = max(1, default_threads() // workers)
             parallel = s.parallel or default_parallel(workers, manifest.n_folds)
 
             import optuna
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
-            existing = 0
-            if self.resume and (self.run_dir / STUDY_FILE).is_file():
-                existing = len(open_study(self.run_dir, setup.metric.direction, None, create=False).trials)
-            # Re-seeded past the trials already run: a resumed random sampler must not replay the same points.
-            sampler = make_sampler(s.sampler, s.seed + existing)
             create = not (self.run_dir / STUDY_FILE).is_file()
-            study = open_study(self.run_dir, setup.metric.direction, sampler, create=create)
+            study = open_study(self.run_dir, setup.metric.direction, make_sampler(s.sampler, s.seed), create=create)
+            # Re-seeded past the trials already run: a resumed random sampler must not replay the same points.
+            study.sampler = make_sampler(s.sampler, s.seed + len(study.get_trials(deepcopy=False)))
             recover_interrupted(study)
             complete, failed = counted_trials(study)
             todo = max(0, s.trials - complete - failed)
@@ -183,14 +182,13 @@ class Run:
 
             if self.on_search_start is not None:
                 self.on_search_start(setup.metric.name, s.trials, complete + failed)
-            started = time.monotonic()
-            with WarmWorkerPool(workers=workers, threads=threads) as pool:
-                search = Search(study, space, s.fixed, prepared, manifest, pool, trials=s.trials, parallel=parallel,
-                                timeout=s.timeout, stop=self.stop, on_trial=self.on_trial)
-                outcome = search.run()
-                pool_stats = {"workers": workers, "threads_per_worker": threads, "parallel_trials": parallel,
-                              "worker_processes_started": pool.started_workers, "worker_crashes": pool.crashes}
-            self.timings.measure("search", started)
+            search = Search(study, space, s.fixed, prepared, manifest, pool, trials=s.trials, parallel=parallel,
+                            timeout=s.timeout, stop=self.stop, on_trial=self.on_trial)
+            outcome = search.run()
+            pool_stats = {"workers": workers, "threads_per_worker": threads, "parallel_trials": parallel,
+                          "worker_processes_started": pool.started_workers, "worker_crashes": pool.crashes}
+            stack.close()  # the workers' memory is free again before the final fit
+            self.timings.values["search_seconds"] = outcome.seconds
             if outcome.stopped:
                 raise StopRequested(
                     f"search stopped after {outcome.completed + outcome.failed} of {s.trials} trials; every finished "

@@ -57,6 +57,7 @@ def open_study(run_dir: Path, direction: str, sampler: Any, create: bool) -> Any
 
     url = storage_url(run_dir)
     if create:
+        run_dir.mkdir(parents=True, exist_ok=True)
         return optuna.create_study(storage=url, study_name=STUDY_NAME, sampler=sampler,
                                    direction=direction.lower(), load_if_exists=False)
     if not (run_dir / STUDY_FILE).is_file():
