@@ -189,6 +189,7 @@ def test_resume_refuses_new_settings_and_a_new_run_refuses_a_used_folder(
     (["--set", "num_leaves=63", "--search", "num_leaves=16:64"], "both fixed"),
     (["--set", "metric=rmse"], "does not apply to a binary task"),
     (["--trials", "0"], "need at least 1"),
+    (["--predict", "/nonexistent/test.csv"], "no such file"),
 ])
 def test_bad_search_settings_fail_before_any_trial(tmp_path: Path, census_csv: Path, capsys: pytest.CaptureFixture,
                                                    argv: list[str], words: str) -> None:
@@ -213,3 +214,47 @@ def test_gp_sampler_fails_up_front_naming_pytorch(tmp_path: Path, census_csv: Pa
     assert code == 2
     assert "needs PyTorch" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_every_trial_failing_stops_the_search(tmp_path: Path, prepared_census: Path) -> None:
+    """Trial after trial crashing (here: every busy worker is killed) ends the search with a clear error."""
+    from warmcv.tuning.search import SearchFailed
+
+    manifest = read_manifest(prepared_census)
+    space = resolve_space(["learning_rate=0.01:0.02"])
+    fixed = {"num_boost_round": "300", "early_stopping_rounds": "0"}
+    study = open_study(tmp_path, "Maximize", make_sampler("tpe", 0), create=True)
+    stop_killing = threading.Event()
+    with WarmWorkerPool(workers=2, threads=1) as pool:
+        def kill_every_busy_worker() -> None:
+            while not stop_killing.is_set():
+                for pid, _, _ in pool.busy():
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                time.sleep(0.02)
+
+        killer = threading.Thread(target=kill_every_busy_worker)
+        killer.start()
+        try:
+            with pytest.raises(SearchFailed, match="3 trials in a row failed; the last one: fold .* died"):
+                Search(study, space, fixed, prepared_census, manifest, pool, trials=20, parallel=2,
+                       max_consecutive_failures=3).run()
+        finally:
+            stop_killing.set()
+            killer.join()
+    states = [t.state for t in study.trials]
+    assert TrialState.RUNNING not in states and states.count(TrialState.COMPLETE) == 0
+
+
+def test_timeout_ends_the_search_and_the_run_still_finishes(tmp_path: Path, census_csv: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    code = main(["run", "--data", str(census_csv), "--target", "income", "--folds", "3", "--trials", "50",
+                 "--timeout", "0.01", "--out", str(tmp_path / "run"), "--no-progress",
+                 "--search", "learning_rate=0.2:0.3"])
+    assert code == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["search"]["stopped_by_timeout"] is True
+    assert 1 <= report["search"]["counts"]["complete"] <= report["search"]["parallel_trials"]
+    assert (tmp_path / "run" / "model.tar.gz").is_file()

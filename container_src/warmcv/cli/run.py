@@ -162,6 +162,7 @@ def settings_from_args(args: argparse.Namespace, out: Path):
         if value is not None and int(value) < 1:
             raise UserInputError(f"--{name} {value}: need at least 1")
     predict = args.predict
+    _check_predict_source(predict)
     if args.example and predict is None:
         predict = _write_example_holdout(out)
     if args.model_group:
@@ -176,6 +177,12 @@ def settings_from_args(args: argparse.Namespace, out: Path):
         model_group=args.model_group or ("census-income-example" if args.example else None),
         approval=args.approval or "PendingManualApproval",
     )
+
+
+def _check_predict_source(path: Path | None) -> None:
+    """Checked before the search, not found missing after an hour of it."""
+    if path is not None and not path.exists():
+        raise UserInputError(f"--predict {path}: no such file or folder")
 
 
 def _write_example_holdout(out: Path) -> Path:
@@ -251,6 +258,7 @@ def _run(args: argparse.Namespace) -> int:
             raise UserInputError(f"--resume continues {args.resume} with its saved settings; drop "
                                  + ", ".join("--" + g.replace("_", "-") for g in given))
         run_dir = args.resume
+        _check_predict_source(args.predict)
         settings = update_for_resume(RunSettings.load(run_dir), trials=args.trials, parallel=args.parallel,
                                      workers=args.workers, timeout=args.timeout,
                                      predict=str(args.predict.resolve()) if args.predict else None,
