@@ -122,3 +122,40 @@ def test_example_runs_end_to_end_from_the_command_line(tmp_path: Path, capsys: p
     report = json.loads((tmp_path / "ex" / "report.json").read_text())
     assert report["predictions"]["rows"] == 1000  # the generated hold-out sample, without the target
     assert "income" not in pd.read_csv(tmp_path / "ex" / "example_holdout.csv").columns
+
+
+def test_regression_minimises_and_predicts_values(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"x1": rng.normal(size=600), "x2": rng.uniform(size=600),
+                          "city": rng.choice(["a", "b", None], size=600)})
+    frame["price"] = 3 * frame.x1 + np.sin(6 * frame.x2) + (frame.city == "a") + rng.normal(0, 0.3, 600)
+    frame.to_parquet(tmp_path / "houses.parquet")
+    space = resolve_space(["learning_rate=0.1:0.3:log"], exclude=["max_depth", "min_gain_to_split"])
+    settings = RunSettings(data=str(tmp_path / "houses.parquet"), target="price",
+                           prepare={"target": "price", "folds": 3, "seed": 0}, space=describe(space),
+                           fixed={"num_boost_round": "300", "early_stopping_rounds": "10"}, trials=4,
+                           predict=str(tmp_path / "houses.parquet"))
+    report = Run(tmp_path / "run", settings, resume=False).execute().report
+    assert report["metric"] == {"name": "rmse", "direction": "Minimize"}
+    assert report["best"]["cv_mean"] == min(t["value"] for t in report["trials"])
+    assert report["registry"]["group"] == "houses-price"
+    predictions = pd.read_csv(tmp_path / "run" / "predictions.csv")
+    assert list(predictions.columns) == ["prediction"] and len(predictions) == 600
+    rmse = float(np.sqrt(((predictions["prediction"] - frame["price"]) ** 2).mean()))
+    assert rmse < frame["price"].std()  # it learned something
+
+
+def test_progress_bar_shows_the_best_score(capsys: pytest.CaptureFixture) -> None:
+    from warmcv.cli.run import TrialProgress
+    from warmcv.tuning.search import TrialReport
+
+    progress = TrialProgress(bar=True)
+    progress.start("auc", budget=3, done=1)
+    progress(TrialReport(4, "complete", 0.81, 0.01, 1.0, None, 0.81, 4, 2, 3))
+    progress(TrialReport(5, "failed", None, None, 1.0, "fold 1 failed: worker died\ntraceback", 0.81, 4, 3, 3))
+    progress.close()
+    captured = capsys.readouterr()
+    assert "best auc 0.810000 (#4)" in captured.err and "3/3" in captured.err  # the bar, on stderr
+    assert "trial #5 failed: fold 1 failed: worker died" in captured.out and "traceback" not in captured.out

@@ -70,7 +70,7 @@ def _register_in_process(args: tuple[str, str]) -> int:
 
 def test_concurrent_registrations_get_distinct_versions(tmp_path: Path) -> None:
     runs = [(str(tmp_path / "registry"), str(tmp_path / f"run{i}")) for i in range(8)]
-    with mp.get_context("spawn").Pool(4) as pool:
+    with mp.get_context("fork").Pool(4) as pool:  # real processes, each taking the lock
         versions = pool.map(_register_in_process, runs)
     assert sorted(versions) == list(range(1, 9))
     assert len(LocalModelRegistry(tmp_path / "registry").versions()) == 8
