@@ -212,10 +212,9 @@ class TrialProgress:
                             file=sys.stderr, desc="search")
 
     def say(self, message: str) -> None:
-        if self.bar is not None:
-            self.bar.write(message)
-        else:
-            print(message, flush=True)
+        """A stage message. Stages after the search has started come once it is over: the bar is done."""
+        self.close()
+        print(message, flush=True)
 
     def __call__(self, report: Any) -> None:
         best = (f"best {self.metric} {report.best_value:.6f} (#{report.best_number})"

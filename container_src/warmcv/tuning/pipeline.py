@@ -126,6 +126,11 @@ class Run:
         self.on_search_start = on_search_start  # (metric name, trial budget, trials already counted)
         self.timings = _Timings()
 
+    def _check_stop(self, where: str) -> None:
+        """A stop asked for after the search ends the run between steps; --resume redoes the steps after it."""
+        if self.stop is not None and self.stop.is_set():
+            raise StopRequested(f"stopped {where}; every trial is saved. Finish with: warmcv run --resume {self.run_dir}")
+
     # -- steps ----------------------------------------------------------------------------------------
     def _prepared(self) -> Path:
         prepared = self.run_dir / PREPARED_DIR
@@ -194,6 +199,7 @@ class Run:
                     f"search stopped after {outcome.completed + outcome.failed} of {s.trials} trials; every finished "
                     f"trial is saved. Continue with: warmcv run --resume {self.run_dir}"
                 )
+            self._check_stop("before the final fit")
             if outcome.completed == 0:
                 raise UserInputError(f"no trial completed ({outcome.failed} failed); see {self.run_dir / STUDY_FILE} "
                                      "or the errors above")
@@ -250,6 +256,7 @@ class Run:
                                   hyperparameters=final_hps, run=self.run_dir, status=s.approval,
                                   description=f"warmcv run, trial #{best.number} of {s.trials}")
 
+        self._check_stop("after the final fit")
         predictions = None
         if s.predict:
             started = time.monotonic()

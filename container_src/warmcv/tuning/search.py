@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -97,6 +98,8 @@ def stop_flag_on_signals() -> Iterator[threading.Event]:
         if event.is_set():
             raise KeyboardInterrupt(f"second {signal.Signals(signum).name}")
         event.set()
+        sys.stderr.write(f"\nwarmcv: {signal.Signals(signum).name} received, stopping; finished trials are kept "
+                         "(send it again to stop at once)\n")
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
