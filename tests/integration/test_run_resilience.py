@@ -114,6 +114,10 @@ def test_sigkill_mid_run_then_resume_loses_no_finished_trial(tmp_path: Path, cen
     process = _start_run(args)
     try:
         _wait_for_trials(process, 2)
+        deadline = time.monotonic() + 60  # kill while a trial is in flight (a new one starts within moments)
+        while not any(t.state == TrialState.RUNNING for t in _study(run_dir).trials):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
     finally:

@@ -2,7 +2,7 @@
 register -> predict -> report, every step writing into one run folder.
 
 The folder is the unit of resumption: run.json holds the settings, study.db every finished trial.
-`resume_run` re-opens it, recovers the trials that were in flight, searches up to the (possibly
+`Run(..., resume=True)` re-opens it, recovers the trials that were in flight, searches up to the (possibly
 raised) budget and redoes whatever came after the search, so a run killed at any point finishes with
 the same result as one never interrupted.
 """
@@ -30,7 +30,7 @@ from warmcv.declarations import TUNING_FIXED, parse_hyperparameters, static_hype
 from warmcv.errors import StopRequested, UserInputError
 from warmcv.model.params import default_threads, training_setup
 from warmcv.tuning.search import CV_ATTR, HYPERPARAMETERS_ATTR, Search, SearchOutcome, TrialReport
-from warmcv.tuning.space import describe, make_sampler, space_from_description
+from warmcv.tuning.space import make_sampler, space_from_description
 from warmcv.tuning.study import STUDY_FILE, counted_trials, open_study, recover_interrupted, run_lock
 
 log = logging.getLogger(__name__)

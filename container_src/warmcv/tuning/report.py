@@ -89,8 +89,8 @@ def summary_table(report: Mapping[str, Any], top: int = 5) -> str:
                      f"{min(folds):.4f}..{max(folds):.4f}", str(r["cv"]["recommended_num_boost_round"]),
                      f"{r['seconds']:.1f}" if r["seconds"] is not None else ""])
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
-    lines.append("  ".join(h.rjust(w) for h, w in zip(header, widths)))
-    lines.extend("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows)
+    lines.append("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
+    lines.extend("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
     best = report.get("best")
     if best:
         lines.append("")
