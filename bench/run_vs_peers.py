@@ -35,6 +35,7 @@ import argparse
 import json
 import math
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -73,6 +74,28 @@ class Arm:
     trials: int
     note: str = ""
     ratio_to_bound: float | None = None
+    # CPU seconds of the arm's whole process tree: unlike wall time, barely moved by other load on the
+    # machine, so on a shared machine it shows which arm does less work (wall >= cpu / cores when quiet).
+    cpu_seconds: float | None = None
+
+
+def cpu_now() -> float:
+    """CPU seconds of this process and of every child it has reaped (the cold processes, the fork server)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def stop_fork_server() -> None:
+    """Stop multiprocessing's fork server and reap it, so its workers' CPU time reaches RUSAGE_CHILDREN.
+
+    Private API (Python 3.11's ForkServer._stop); the next pool starts a new fork server. Without it the
+    warm workers' CPU would be invisible here; only the CPU column depends on it.
+    """
+    from multiprocessing import forkserver
+
+    stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
+    if stop is not None:
+        stop()
 
 
 @dataclass
@@ -110,16 +133,19 @@ def arm_warmcv(prepared: Path, space, fixed, trials: int, seed: int, workdir: Pa
     manifest = read_manifest(prepared)
     workers = default_threads()
     study = open_study(workdir, direction, make_sampler("tpe", seed), create=True)
-    started = time.perf_counter()
+    stop_fork_server()
+    cpu, started = cpu_now(), time.perf_counter()
     with WarmWorkerPool(workers=workers, threads=max(1, default_threads() // workers)) as pool:
         outcome = Search(study, space, fixed, prepared, manifest, pool, trials=trials,
                          parallel=default_parallel(workers, manifest.n_folds)).run()
     wall = time.perf_counter() - started
+    stop_fork_server()
+    cpu = cpu_now() - cpu
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     fold_seconds = sum(f["seconds"] for t in complete for f in t.user_attrs[CV_ATTR]["folds"])
     note = (f"{default_parallel(workers, manifest.n_folds)} trials in flight, {workers} workers; "
             f"workers busy {fold_seconds / (workers * wall):.0%} of the time")
-    arm = Arm("warmcv run engine", wall, study.best_value, outcome.completed, note)
+    arm = Arm("warmcv run engine", wall, study.best_value, outcome.completed, note, cpu_seconds=cpu)
     return arm, [t.user_attrs[HYPERPARAMETERS_ATTR] for t in complete], [t.value for t in complete]
 
 
@@ -137,7 +163,7 @@ def arm_optuna_lgb_cv(data: PreparedData, space, fixed, trials: int, seed: int, 
     dists = distributions(space)
     folds = fold_indices(data)
     study = optuna.create_study(direction=direction.lower(), sampler=optuna.samplers.TPESampler(seed=seed))
-    started = time.perf_counter()
+    cpu, started = cpu_now(), time.perf_counter()
     base = training_setup(parse_hyperparameters(fixed), data.manifest, num_threads=threads)
     dataset = lgb.Dataset(data.features, label=data.label, params=base.dataset_params, free_raw_data=False)
     for _ in range(trials):
@@ -149,9 +175,9 @@ def arm_optuna_lgb_cv(data: PreparedData, space, fixed, trials: int, seed: int, 
         result = lgb.cv(setup.params, dataset, num_boost_round=setup.num_boost_round, folds=folds,
                         callbacks=callbacks)
         study.tell(trial, float(result[f"valid {setup.params['metric']}-mean"][-1]))
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, cpu_now() - cpu
     return Arm("optuna + lightgbm.cv", wall, study.best_value, trials,
-               f"one process, {threads} LightGBM threads, early stopping on the folds' mean")
+               f"one process, {threads} LightGBM threads, early stopping on the folds' mean", cpu_seconds=cpu)
 
 
 # -- (c) a cold process per fold ------------------------------------------------------------------------
@@ -182,24 +208,25 @@ def arm_cold(prepared: Path, trial_hps: list[dict[str, str]], folds: int, workdi
             raise RuntimeError(f"cold fold {fold} of trial {t} failed: {done.stderr[-2000:]}")
         return t, json.loads((base / "output" / "data" / "metrics.json").read_text())["validation_score"]
 
-    started = time.perf_counter()
+    cpu, started = cpu_now(), time.perf_counter()
     with ThreadPoolExecutor(default_threads()) as executor:
         results = list(executor.map(run, jobs))
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, cpu_now() - cpu
     scores: dict[int, list[float]] = {}
     for t, score in results:
         scores.setdefault(t, []).append(score)
     means = [float(np.mean(v)) for v in scores.values()]
     best = max(means) if direction == "Maximize" else min(means)
     return Arm("cold process per fold", wall, best, len(trial_hps),
-               f"replays (a)'s trials: {len(jobs)} processes, {default_threads()} at a time, 1 thread each")
+               f"replays (a)'s trials: {len(jobs)} processes, {default_threads()} at a time, 1 thread each",
+               cpu_seconds=cpu)
 
 
 # -- (d) the training compute alone ---------------------------------------------------------------------
 def arm_bound(data: PreparedData, trial_hps: list[dict[str, str]], direction: str) -> Arm:
     threads = default_threads()
     built: dict[tuple, tuple[lgb.Dataset, lgb.Dataset]] = {}
-    total = 0.0
+    total = cpu_total = 0.0
     means = []
     for hps in trial_hps:
         setup = training_setup(parse_hyperparameters(hps), data.manifest, num_threads=threads)
@@ -218,15 +245,16 @@ def arm_bound(data: PreparedData, trial_hps: list[dict[str, str]], direction: st
             train, valid = built[key]
             callbacks = ([lgb.early_stopping(setup.early_stopping_rounds, first_metric_only=True, verbose=False)]
                          if setup.early_stopping_rounds else [])
-            started = time.perf_counter()
+            cpu, started = cpu_now(), time.perf_counter()
             booster = lgb.train(setup.params, train, num_boost_round=setup.num_boost_round, valid_sets=[valid],
                                 valid_names=["validation"], callbacks=callbacks)
             total += time.perf_counter() - started
+            cpu_total += cpu_now() - cpu
             scores.append(booster.best_score["validation"][setup.params["metric"]])
         means.append(float(np.mean(scores)))
     best = max(means) if direction == "Maximize" else min(means)
     return Arm("training compute (bound)", total, best, len(trial_hps),
-               f"lgb.train per fold, {threads} threads, Datasets prebuilt")
+               f"lgb.train per fold, {threads} threads, Datasets prebuilt", cpu_seconds=cpu_total)
 
 
 # -- driver -----------------------------------------------------------------------------------------------
@@ -267,9 +295,10 @@ def bench_dataset(name: str, rows: int, folds: int, trials: int, seed: int, arms
 def report(result: DatasetResult, target_ratio: float | None) -> list[str]:
     lines = [f"\n{result.dataset}: {result.rows} rows x {result.features} features, {result.folds}-fold CV, "
              f"{result.trials} trials, best CV {result.metric} ({result.direction.lower()})",
-             f"{'arm':<28} {'wall s':>9} {'x bound':>8} {'best CV':>10}  notes"]
+             f"{'arm':<28} {'wall s':>9} {'x bound':>8} {'best CV':>10} {'CPU s':>9}  notes"]
     for arm in result.arms:
-        lines.append(f"{arm.name:<28} {arm.wall_seconds:>9.1f} {arm.ratio_to_bound:>8.2f} {arm.best_cv:>10.6f}  {arm.note}")
+        lines.append(f"{arm.name:<28} {arm.wall_seconds:>9.1f} {arm.ratio_to_bound:>8.2f} {arm.best_cv:>10.6f} "
+                     f"{arm.cpu_seconds:>9.1f}  {arm.note}")
     lines.append(f"load average before {result.load_before[0]:.2f}, after {result.load_after[0]:.2f} "
                  f"(1 min; {default_threads()} cores)")
     arms = {a.name: a for a in result.arms}
