@@ -159,3 +159,16 @@ def test_progress_bar_shows_the_best_score(capsys: pytest.CaptureFixture) -> Non
     captured = capsys.readouterr()
     assert "best auc 0.810000 (#4)" in captured.err and "3/3" in captured.err  # the bar, on stderr
     assert "trial #5 failed: fold 1 failed: worker died" in captured.out and "traceback" not in captured.out
+
+
+def test_registry_command_lists_and_approves(finished_run, capsys: pytest.CaptureFixture) -> None:
+    run_dir, _, _ = finished_run
+    registry = str(run_dir.parent / "registry")
+    assert main(["registry", "list", "--registry", registry]) == 0
+    assert "census-income" in capsys.readouterr().out
+    assert main(["registry", "approve", "census-income", "1", "--registry", registry]) == 0
+    assert main(["registry", "list", "--json", "--registry", registry]) == 0
+    [entry] = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert entry["ModelApprovalStatus"] == "Approved"
+    assert main(["registry", "reject", "census-income", "7", "--registry", registry]) == 2
+    assert "has no version 7" in capsys.readouterr().err
