@@ -118,3 +118,18 @@ def test_early_stopping_when_lightgbm_runs_out_of_splits(tmp_path: Path) -> None
     _, valid_mask = data.manifest.fold_masks(data.folds, 0)
     expected = setup.metric.score(data.label[valid_mask], outcome.booster.predict(data.features[valid_mask]), 2)
     assert outcome.validation_score == pytest.approx(expected, rel=1e-9)
+
+
+def test_single_thread_training_uses_row_wise_histograms_and_the_same_trees(tmp_path: Path) -> None:
+    frame, target, hps = _frames()["binary"]
+    data = _prepared(tmp_path, frame, target)
+    values = parse_hyperparameters(hps)
+    one = training_setup(values, data.manifest, num_threads=1)
+    two = training_setup(values, data.manifest, num_threads=2)
+    assert one.params["force_row_wise"] is True and "force_row_wise" not in two.params
+    col_wise = training_setup(values, data.manifest, num_threads=1)
+    del col_wise.params["force_row_wise"]
+    col_wise.params["force_col_wise"] = True
+    a, b = train_fold(data, one, 0), train_fold(data, col_wise, 0)
+    assert a.booster.model_to_string().split("parameters:")[0] == b.booster.model_to_string().split("parameters:")[0]
+    assert a.validation_score == b.validation_score and a.train_score == b.train_score

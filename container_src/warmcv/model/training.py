@@ -108,7 +108,8 @@ def train_fold(data: PreparedData, setup: TrainingSetup, fold: int | str, cache:
         (train, valid), cached = cache.get(key, lambda: _build_datasets(data, setup, fold))
     early_stopping = setup.early_stopping_rounds if valid is not None else 0
     callbacks = [lgb.early_stopping(early_stopping, first_metric_only=True, verbose=False)] if early_stopping else []
-    capture = _RecentPredictions(early_stopping + 1) if valid is not None else None
+    # Only early stopping rolls trees back; without it the booster's final validation predictions are exact.
+    capture = _RecentPredictions(early_stopping + 1) if early_stopping else None
     try:
         booster = lgb.train(setup.params, train, num_boost_round=setup.num_boost_round,
                             valid_sets=[valid] if valid is not None else None, valid_names=["validation"],
@@ -118,7 +119,11 @@ def train_fold(data: PreparedData, setup: TrainingSetup, fold: int | str, cache:
     # Boosting rounds and trees differ when LightGBM runs out of splits: the remaining rounds add no tree,
     # so early stopping's best round may lie past the last tree.
     best_round = booster.best_iteration if early_stopping and booster.best_iteration > 0 else None
-    valid_prediction = capture.at_round(best_round) if capture is not None else None
+    valid_prediction = None
+    if capture is not None:
+        valid_prediction = capture.at_round(best_round)
+    elif valid is not None:
+        valid_prediction = _predictions(booster.eval_valid)
     best = min(best_round, booster.current_iteration()) if best_round else booster.current_iteration()
     while booster.current_iteration() > best:
         booster.rollback_one_iter()
@@ -173,6 +178,13 @@ class _RecentPredictions:
             raise RuntimeError(f"predictions of round {round_number} were not kept "
                                f"(last round {self.rounds}, window {self.window})")
         return self._recent[-1 - back]
+
+
+def _predictions(evaluate: Callable[..., list]) -> np.ndarray:
+    """The running predictions LightGBM keeps for a data set, as a feval receives them."""
+    kept: list[np.ndarray] = []
+    evaluate(feval=lambda prediction, _dataset: (kept.append(np.array(prediction, copy=True)), ("x", 0.0, True))[1])
+    return kept[0]
 
 
 def _evaluate(evaluate: Callable[..., list], metrics: list[ScoringMetric], y: np.ndarray,
