@@ -1,8 +1,9 @@
 """Fold scores come from the booster's running predictions; they must equal a predict-then-score pass.
 
-This guards the speed-up in `train_fold` (no second predict over the validation rows): if LightGBM
-ever stopped keeping its validation predictions in step with `rollback_one_iter`, or handed the feval
-raw scores instead of probabilities, these comparisons would fail.
+This guards the speed-up in `train_fold` (no second predict pass): if LightGBM ever stopped keeping
+its running predictions in step with `rollback_one_iter`, handed the feval raw scores instead of
+probabilities, or if the rollback residue were not merged back into ties (AUC on tied rows moves in
+the fifth decimal), these comparisons would fail.
 """
 
 from __future__ import annotations
@@ -64,10 +65,8 @@ def test_scores_equal_a_predict_pass_after_early_stopping(tmp_path: Path, case: 
         train_prediction = outcome.booster.predict(data.features[train_mask])
         assert outcome.validation_metrics[metric.name] == pytest.approx(
             metric.score(data.label[valid_mask], valid_prediction, n_classes), rel=1e-9, abs=1e-12)
-        # Training scores are read after rollback_one_iter, whose floating-point residue can break ties
-        # between rows (AUC moves in the fifth decimal); without early stopping they are exact (next test).
         assert outcome.train_metrics[metric.name] == pytest.approx(
-            metric.score(data.label[train_mask], train_prediction, n_classes), rel=1e-4, abs=1e-4)
+            metric.score(data.label[train_mask], train_prediction, n_classes), rel=1e-9, abs=1e-12)
     assert outcome.validation_score == outcome.validation_metrics[setup.metric.name]
     assert outcome.n_valid == int(valid_mask.sum())
 
@@ -133,3 +132,38 @@ def test_single_thread_training_uses_row_wise_histograms_and_the_same_trees(tmp_
     a, b = train_fold(data, one, 0), train_fold(data, col_wise, 0)
     assert a.booster.model_to_string().split("parameters:")[0] == b.booster.model_to_string().split("parameters:")[0]
     assert a.validation_score == b.validation_score and a.train_score == b.train_score
+
+
+def test_rollback_residue_is_merged_but_real_differences_are_kept() -> None:
+    from warmcv.model.training import merge_rollback_residue
+
+    eps = np.finfo(np.float64).eps
+    p = np.array([0.3, 0.3 + 2 * eps, 0.3 - eps, 0.7, 0.3 + 1e-9, 1 - 1e-12, 1 - 1.1e-12, 1e-300])
+    merged = merge_rollback_residue(p, rolled_back=50)
+    assert merged[0] == merged[1] == merged[2]  # residue of a few ulps: one tie again
+    assert len({merged[0], merged[4], merged[3]}) == 3  # a real difference of 1e-9 stays
+    assert merged[5] != merged[6]  # saturated probabilities keep their order
+    assert merged[7] == 1e-300
+    two_columns = np.column_stack([p, 1 - p])
+    assert merge_rollback_residue(two_columns, 50).shape == (8, 2)
+
+
+def test_tied_rows_keep_their_tie_after_rollback(tmp_path: Path) -> None:
+    """Few distinct feature values: most rows tie under predict; fold AUCs must still be the predict AUCs."""
+    rng = np.random.default_rng(8)
+    n = 3000
+    frame = pd.DataFrame({"a": rng.integers(0, 4, n), "b": rng.choice(["x", "y", "z"], n), "c": rng.integers(0, 3, n)})
+    logit = frame.a - 1.5 + (frame.b == "x") - 0.5 * frame.c
+    frame["y"] = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "1", "0")
+    data = _prepared(tmp_path, frame, "y")
+    hps = {"num_boost_round": "500", "early_stopping_rounds": "30", "learning_rate": "0.3", "num_leaves": "31",
+           "min_data_in_leaf": "5"}
+    setup = training_setup(parse_hyperparameters(hps), data.manifest, num_threads=1)
+    for fold in range(3):
+        outcome = train_fold(data, setup, fold)
+        assert outcome.booster.current_iteration() < 500  # early stopping rolled trees back
+        for mask, scores in zip(data.manifest.fold_masks(data.folds, fold),
+                                (outcome.train_metrics, outcome.validation_metrics), strict=True):
+            prediction = outcome.booster.predict(data.features[mask])
+            assert len(np.unique(prediction)) < 50  # heavily tied
+            assert scores["auc"] == setup.metric.score(data.label[mask], prediction, 2)

@@ -2,18 +2,20 @@
 
 The expensive part that does not depend on the trial, binning the data into a LightGBM Dataset, is
 cached per fold and reused across trials as long as the dataset-level parameters stay the same.
-Scores are read from the booster's own running predictions instead of predicting the rows again (a
-second predict pass over a 40k-row validation fold costs about 6 % of that fold's training): the
-training score from `eval_train`, the validation score from the predictions LightGBM hands a feval
-at the best iteration. Those are captured during training rather than read after `rollback_one_iter`,
-because rolling back subtracts trees in floating point and the residue breaks ties between rows
-differently from `predict`, which moves AUC in the fifth decimal on data with many tied rows.
+Scores are read from the booster's own running predictions (`eval_train`, `eval_valid`) instead of
+predicting the rows again, which would cost a sizeable share of the training itself. After early
+stopping the extra trees are rolled back, and `rollback_one_iter` subtracts them in floating point:
+rows that `predict` scores identically can differ by a few units in the last place, which is enough to
+break AUC's ties (it moved AUC in the fifth decimal on data with many tied rows). Those residues are
+merged back into ties with a tolerance derived from the rounding error of the rollback, so the scores
+equal a predict-then-score pass without paying for the predict (or for keeping every round's
+predictions, which cost ~5 % of a single-threaded fold).
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +28,6 @@ from warmcv.declarations import ALL_FOLDS, SCORING_METRICS, ScoringMetric
 from warmcv.errors import UserInputError
 from warmcv.model.params import TrainingSetup
 
-_FEVAL_PREFIX = "warmcv_"
 
 
 @dataclass
@@ -108,23 +109,17 @@ def train_fold(data: PreparedData, setup: TrainingSetup, fold: int | str, cache:
         (train, valid), cached = cache.get(key, lambda: _build_datasets(data, setup, fold))
     early_stopping = setup.early_stopping_rounds if valid is not None else 0
     callbacks = [lgb.early_stopping(early_stopping, first_metric_only=True, verbose=False)] if early_stopping else []
-    # Only early stopping rolls trees back; without it the booster's final validation predictions are exact.
-    capture = _RecentPredictions(early_stopping + 1) if early_stopping else None
     try:
         booster = lgb.train(setup.params, train, num_boost_round=setup.num_boost_round,
                             valid_sets=[valid] if valid is not None else None, valid_names=["validation"],
-                            feval=capture, callbacks=callbacks, keep_training_booster=True)
+                            callbacks=callbacks, keep_training_booster=True)
     except lgb.basic.LightGBMError as error:
         raise UserInputError(f"LightGBM rejected the training parameters: {error}") from None
     # Boosting rounds and trees differ when LightGBM runs out of splits: the remaining rounds add no tree,
     # so early stopping's best round may lie past the last tree.
     best_round = booster.best_iteration if early_stopping and booster.best_iteration > 0 else None
-    valid_prediction = None
-    if capture is not None:
-        valid_prediction = capture.at_round(best_round)
-    elif valid is not None:
-        valid_prediction = _predictions(booster.eval_valid)
     best = min(best_round, booster.current_iteration()) if best_round else booster.current_iteration()
+    rolled_back = booster.current_iteration() - best
     while booster.current_iteration() > best:
         booster.rollback_one_iter()
 
@@ -132,11 +127,13 @@ def train_fold(data: PreparedData, setup: TrainingSetup, fold: int | str, cache:
     task_metrics = metrics_for_task(setup.task)
     train_mask, valid_mask = data.manifest.fold_masks(data.folds, fold)
     # The exact labels (float64 for regression), not the float32 copy the Dataset holds.
-    train_metrics = _evaluate(booster.eval_train, task_metrics, data.label[train_mask], n_classes)
+    train_prediction = _running_predictions(booster.eval_train, rolled_back, n_classes)
+    train_metrics = {m.name: m.score(data.label[train_mask], train_prediction, n_classes) for m in task_metrics}
     validation_metrics: dict[str, float] = {}
     n_valid = 0
-    if valid_prediction is not None:
+    if valid is not None:
         n_valid = int(valid_mask.sum())
+        valid_prediction = _running_predictions(booster.eval_valid, rolled_back, n_classes)
         y_valid = data.label[valid_mask]
         validation_metrics = {m.name: m.score(y_valid, valid_prediction, n_classes) for m in task_metrics}
     name = setup.metric.name
@@ -150,61 +147,47 @@ def train_fold(data: PreparedData, setup: TrainingSetup, fold: int | str, cache:
     )
 
 
-class _RecentPredictions:
-    """A feval that keeps the validation predictions of the last `window` boosting rounds and scores nothing.
-
-    LightGBM calls it once per round with the transformed predictions (probabilities for
-    classification), accumulated tree by tree exactly as `predict` sums them. Early stopping ends
-    training at most `early_stopping_rounds` rounds after the best one, so a window of that length + 1
-    always holds the best round's predictions.
-    """
-
-    name = "warmcv_capture"
-
-    def __init__(self, window: int):
-        self.window = window
-        self.rounds = 0  # calls so far: the 1-based number of the round just evaluated
-        self._recent: deque[np.ndarray] = deque(maxlen=window)
-
-    def __call__(self, prediction: np.ndarray, _dataset: lgb.Dataset) -> tuple[str, float, bool]:
-        self.rounds += 1
-        self._recent.append(np.array(prediction, copy=True))
-        return self.name, 0.0, True
-
-    def at_round(self, round_number: int | None) -> np.ndarray:
-        """Predictions after round `round_number` (1-based, as Booster.best_iteration), or the last round's."""
-        back = 0 if round_number is None else self.rounds - round_number
-        if not 0 <= back < len(self._recent):
-            raise RuntimeError(f"predictions of round {round_number} were not kept "
-                               f"(last round {self.rounds}, window {self.window})")
-        return self._recent[-1 - back]
-
-
-def _predictions(evaluate: Callable[..., list]) -> np.ndarray:
-    """The running predictions LightGBM keeps for a data set, as a feval receives them."""
+def _running_predictions(evaluate: Callable[..., list], rolled_back: int, n_classes: int) -> np.ndarray:
+    """The predictions LightGBM keeps for one data set (what a feval receives: probabilities for
+    classification), with the rollback's floating-point residue merged back into ties."""
     kept: list[np.ndarray] = []
-    evaluate(feval=lambda prediction, _dataset: (kept.append(np.array(prediction, copy=True)), ("x", 0.0, True))[1])
-    return kept[0]
+
+    def keep(prediction: np.ndarray, _dataset: lgb.Dataset) -> tuple[str, float, bool]:
+        kept.append(np.array(prediction, dtype=np.float64, copy=True))
+        return "warmcv_keep", 0.0, True
+
+    evaluate(feval=keep)
+    prediction = kept[0]
+    if rolled_back and n_classes:  # regression metrics are continuous: a residue cannot change them visibly
+        prediction = merge_rollback_residue(prediction, rolled_back)
+    return prediction
 
 
-def _evaluate(evaluate: Callable[..., list], metrics: list[ScoringMetric], y: np.ndarray,
-              n_classes: int) -> dict[str, float]:
-    """Scores from the booster's running predictions of one data set (`eval_train` or `eval_valid`).
+# Bound on |raw score partial sums| used for the rollback error: sigmoid/softmax saturate far below it.
+_SCORE_MAGNITUDE = 64.0
 
-    LightGBM hands a feval the transformed predictions (probabilities for classification), exactly
-    what `Booster.predict` would return for those rows, so the scores equal a predict-then-score pass.
+
+def merge_rollback_residue(probabilities: np.ndarray, rolled_back: int) -> np.ndarray:
+    """Undo the tie-breaking noise that rolling back `rolled_back` trees leaves in class probabilities.
+
+    Adding and then subtracting n trees rounds 2n times, each off by at most half an ulp of a partial
+    sum, so a raw score ends within 2n x eps x |partial sums| of where `predict` puts it; through the
+    sigmoid or softmax a probability p moves by at most 4 p (1 - p) times that. Neighbouring values (in
+    sorted order, per class column) closer than this bound become one value. Genuinely different scores
+    that close are vanishingly rare (~1e-12 apart in raw score), and merging them changes AUC by at most
+    one pair in n_pos x n_neg.
     """
-
-    def feval_for(metric: ScoringMetric):
-        def feval(prediction: np.ndarray, _dataset: lgb.Dataset):
-            return _FEVAL_PREFIX + metric.name, metric.score(y, prediction, n_classes), metric.direction == "Maximize"
-        return feval
-
-    results = evaluate(feval=[feval_for(m) for m in metrics])
-    return {
-        r.metric_name[len(_FEVAL_PREFIX):]: float(r.metric_value)
-        for r in results if r.metric_name.startswith(_FEVAL_PREFIX)
-    }
+    tolerance = 4 * 2 * (rolled_back + 1) * np.finfo(np.float64).eps * _SCORE_MAGNITUDE
+    columns = probabilities.reshape(len(probabilities), -1)
+    merged = np.empty_like(columns)
+    for j in range(columns.shape[1]):
+        order = np.argsort(columns[:, j], kind="stable")
+        values = columns[order, j]
+        width = values * (1.0 - values)
+        close = np.diff(values) <= tolerance * np.maximum(width[1:], width[:-1])
+        starts = np.concatenate(([True], ~close))
+        merged[order, j] = values[starts][np.cumsum(starts) - 1]
+    return merged.reshape(probabilities.shape)
 
 
 def fold_label(fold: int | str) -> str:
