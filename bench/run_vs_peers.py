@@ -27,9 +27,24 @@ the script, not for figures.
 from __future__ import annotations
 
 import os
+import sys
 
-# Before lightgbm loads anywhere (here, the workers, the cold processes): see warmcv.openmp for why.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+def _omp_wait_policy(argv: list[str]) -> str:
+    for i, arg in enumerate(argv):
+        if arg.startswith("--omp-wait-policy="):
+            return arg.split("=", 1)[1]
+        if arg == "--omp-wait-policy" and i + 1 < len(argv):
+            return argv[i + 1]
+    return "default"
+
+
+# Must be decided before lightgbm (libgomp) loads, here and in every child. "default" leaves libgomp's
+# own behaviour (spin, then sleep), the fair setting for the 2-thread arms on a quiet machine; on a busy
+# one spinning makes them crawl (see warmcv.openmp), and --omp-wait-policy passive is the fair choice.
+OMP_POLICY = _omp_wait_policy(sys.argv[1:])
+if OMP_POLICY in ("passive", "active"):
+    os.environ["OMP_WAIT_POLICY"] = OMP_POLICY.upper()
 
 import argparse
 import json
@@ -37,7 +52,6 @@ import math
 import platform
 import resource
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -326,14 +340,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arms", default="optuna,cold", help="peers to run besides warmcv and the bound")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--omp-wait-policy", choices=["default", "passive", "active"], default="default",
+                        help="OpenMP waiting of the multi-threaded arms: default leaves libgomp's own (right on a "
+                             "quiet machine); passive on a busy one")
     args = parser.parse_args(argv)
     trials = args.trials or (6 if args.quick else 40)
     folds = args.folds or (3 if args.quick else 5)
     rows = args.rows or (20_000 if args.quick else 200_000)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(f"warmcv bench: {default_threads()} cores, Python {platform.python_version()}, lightgbm {lgb.__version__}, "
-          f"optuna {optuna.__version__}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
+          f"optuna {optuna.__version__}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(libgomp default)')}, "
+          f"load average {os.getloadavg()[0]:.2f}"
           + ("  [--quick: a smoke run, not the measurement]" if args.quick else ""), flush=True)
+    if os.getloadavg()[0] > 0.5 * default_threads() and "OMP_WAIT_POLICY" not in os.environ:
+        print("warning: the machine is busy and OpenMP threads spin by default, which slows the 2-thread arms "
+              "far more than the warm workers; measure on a quiet machine or pass --omp-wait-policy passive",
+              flush=True)
     results, lines = [], []
     for name in args.datasets.split(","):
         result = bench_dataset(name, rows, folds, trials, args.seed, set(args.arms.split(",")))

@@ -15,7 +15,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO / "container_src")}
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "run_vs_peers.py"), "--quick", "--trials", "2", "--folds", "2",
-         "--rows", "3000", "--json", str(tmp_path / "bench.json")],
+         "--rows", "3000", "--json", str(tmp_path / "bench.json"), "--omp-wait-policy", "passive"],
         capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     out = done.stdout
