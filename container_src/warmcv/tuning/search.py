@@ -249,12 +249,15 @@ class Search:
             for item in inflight.values():
                 item.runner.stop()  # again: a trial may have submitted its folds after the first stop
             _, pending = wait(pending, timeout=0.25)
-        for item in inflight.values():
+        for future, item in inflight.items():
             try:
-                fail_and_requeue(self.study, item.trial.number)
-                outcome.interrupted.append(item.trial.number)
+                if future.done() and future.exception() is None:
+                    self._finish(future, item, outcome)  # it finished before it could be stopped: keep it
+                else:
+                    fail_and_requeue(self.study, item.trial.number)
+                    outcome.interrupted.append(item.trial.number)
             except Exception:  # noqa: BLE001 - best effort; --resume recovers RUNNING trials anyway
-                log.warning("could not mark trial %d as interrupted; --resume will", item.trial.number)
+                log.warning("could not close trial %d; --resume will re-run it", item.trial.number)
         inflight.clear()
 
     def _report(self, number: int, state: str, value: float | None, std: float | None, seconds: float,
