@@ -29,7 +29,6 @@ from warmcv.errors import UserInputError
 from warmcv.model.params import TrainingSetup
 
 
-
 @dataclass
 class FoldOutcome:
     fold: int | str
