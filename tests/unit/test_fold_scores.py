@@ -48,21 +48,34 @@ def _frames() -> dict[str, tuple[pd.DataFrame, str, dict[str, str]]]:
     }
 
 
+@pytest.fixture(params=["snapshot", "rollback"])
+def scoring_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways train_fold gets the best round's predictions: kept copies, or rollback plus residue merge."""
+    from warmcv.model import training
+
+    if request.param == "rollback":
+        monkeypatch.setattr(training._BestRoundPredictions, "available", staticmethod(lambda: False))
+    return request.param
+
+
 @pytest.mark.parametrize("case", ["binary", "multiclass", "regression", "poisson"])
-def test_scores_equal_a_predict_pass_after_early_stopping(tmp_path: Path, case: str) -> None:
+def test_scores_equal_a_predict_pass_after_early_stopping(tmp_path: Path, case: str, scoring_path: str) -> None:
     frame, target, hps = _frames()[case]
     data = _prepared(tmp_path, frame, target, task="regression" if case == "poisson" else "auto")
     setup = training_setup(parse_hyperparameters(hps), data.manifest, num_threads=1)
     outcome = train_fold(data, setup, 1, cache=DatasetCache())
-    # Early stopping really rolled trees back, so the check covers the rollback path.
+    # Early stopping went past the best round, so the scores must be the best round's, not the last one's.
     assert outcome.best_iteration < 300
-    assert outcome.booster.current_iteration() == outcome.best_iteration
+    if scoring_path == "snapshot":
+        assert outcome.best_iteration < outcome.booster.current_iteration()  # nothing rolled back
+    else:
+        assert outcome.best_iteration == outcome.booster.current_iteration()
 
     train_mask, valid_mask = data.manifest.fold_masks(data.folds, 1)
     n_classes = data.manifest.n_classes
     for metric in metrics_for_task(setup.task):
-        valid_prediction = outcome.booster.predict(data.features[valid_mask])
-        train_prediction = outcome.booster.predict(data.features[train_mask])
+        valid_prediction = outcome.booster.predict(data.features[valid_mask], num_iteration=outcome.best_iteration)
+        train_prediction = outcome.booster.predict(data.features[train_mask], num_iteration=outcome.best_iteration)
         assert outcome.validation_metrics[metric.name] == pytest.approx(
             metric.score(data.label[valid_mask], valid_prediction, n_classes), rel=1e-9, abs=1e-12)
         assert outcome.train_metrics[metric.name] == pytest.approx(
@@ -113,7 +126,7 @@ def test_early_stopping_when_lightgbm_runs_out_of_splits(tmp_path: Path) -> None
            "min_data_in_leaf": "5", "min_gain_to_split": "0.6327931578307556", "num_leaves": "117"}
     setup = training_setup(parse_hyperparameters(hps), data.manifest, num_threads=1)
     outcome = train_fold(data, setup, 0)
-    assert outcome.best_iteration == outcome.booster.current_iteration() < 1000
+    assert outcome.best_iteration == outcome.booster.current_iteration() < 1000  # no tree after the best round
     _, valid_mask = data.manifest.fold_masks(data.folds, 0)
     expected = setup.metric.score(data.label[valid_mask], outcome.booster.predict(data.features[valid_mask]), 2)
     assert outcome.validation_score == pytest.approx(expected, rel=1e-9)
@@ -148,7 +161,7 @@ def test_rollback_residue_is_merged_but_real_differences_are_kept() -> None:
     assert merge_rollback_residue(two_columns, 50).shape == (8, 2)
 
 
-def test_tied_rows_keep_their_tie_after_rollback(tmp_path: Path) -> None:
+def test_tied_rows_keep_their_tie_after_early_stopping(tmp_path: Path, scoring_path: str) -> None:
     """Few distinct feature values: most rows tie under predict; fold AUCs must still be the predict AUCs."""
     rng = np.random.default_rng(8)
     n = 3000
@@ -161,9 +174,9 @@ def test_tied_rows_keep_their_tie_after_rollback(tmp_path: Path) -> None:
     setup = training_setup(parse_hyperparameters(hps), data.manifest, num_threads=1)
     for fold in range(3):
         outcome = train_fold(data, setup, fold)
-        assert outcome.booster.current_iteration() < 500  # early stopping rolled trees back
+        assert outcome.best_iteration < 500  # stopped early
         for mask, scores in zip(data.manifest.fold_masks(data.folds, fold),
                                 (outcome.train_metrics, outcome.validation_metrics), strict=True):
-            prediction = outcome.booster.predict(data.features[mask])
+            prediction = outcome.booster.predict(data.features[mask], num_iteration=outcome.best_iteration)
             assert len(np.unique(prediction)) < 50  # heavily tied
             assert scores["auc"] == setup.metric.score(data.label[mask], prediction, 2)
