@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "warmcv.cli.launcher",
     "warmcv.cli.serving",
     "warmcv.cli.planning",
+    "warmcv.cli.run",
 )
 
 

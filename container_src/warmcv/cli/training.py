@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from warmcv.cli.common import add_prepare_options, default_run_dir, parse_assignments, prepare_options_from
+from warmcv.openmp import prefer_passive_openmp
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -77,9 +78,10 @@ def _resolve_prepared(args: argparse.Namespace, out: Path) -> Path:
 
 
 def _cv(args: argparse.Namespace) -> int:
+    prefer_passive_openmp()
     from warmcv.data.manifest import PreparedData, read_manifest
     from warmcv.declarations import parse_hyperparameters
-    from warmcv.modes.coordinator import cross_validate, report, write_summary
+    from warmcv.modes.coordinator import cross_validate, final_fit_hyperparameters, report, write_summary
     from warmcv.modes.signals import stop_on_signals
     from warmcv.modes.worker import check_n_folds, train_and_save
     from warmcv.runners.local import LocalFoldRunner
@@ -98,9 +100,7 @@ def _cv(args: argparse.Namespace) -> int:
         _print_folds(summary)
         if args.no_fit:
             return 0
-        final = {**given, "mode": "worker", "fold": "all"}
-        if hps["early_stopping_rounds"]:
-            final["num_boost_round"] = str(summary.recommended_num_boost_round)
+        final = final_fit_hyperparameters(given, summary)
         outcome = train_and_save(PreparedData.load(prepared), parse_hyperparameters(final), out / "model",
                                  out / "final", cross_validation=summary.to_dict())
     print(f"CV {summary.metric}: {summary.validation_mean:.6f} +/- {summary.validation_std:.6f} "
@@ -117,6 +117,7 @@ def _print_folds(summary) -> None:
 
 
 def _fit(args: argparse.Namespace) -> int:
+    prefer_passive_openmp()
     from warmcv.data.manifest import PreparedData
     from warmcv.declarations import parse_hyperparameters
     from warmcv.modes.worker import train_and_save
@@ -128,15 +129,12 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from warmcv.data.io import read_table
+    prefer_passive_openmp()
     from warmcv.model.artifacts import TrainedModel
+    from warmcv.model.batch import predict_file
 
-    model = TrainedModel.load(args.model)
-    frame = read_table(args.data)
-    predictions = model.predict(frame, output=args.output)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    predictions.to_csv(args.out, index=False)
-    print(f"wrote {len(predictions)} predictions to {args.out}")
+    rows = predict_file(TrainedModel.load(args.model), args.data, args.out, output=args.output)
+    print(f"wrote {rows} predictions to {args.out}")
     return 0
 
 

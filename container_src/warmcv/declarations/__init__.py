@@ -28,12 +28,14 @@ from warmcv.declarations.search_space import (
     static_hyperparameters,
     tuning_objective,
 )
+from warmcv.declarations.tuning import TUNING_FIXED, TUNING_SEARCHED
 from warmcv.declarations.types import ALL_FOLDS, TuningRange
 from warmcv.declarations.values import HyperparameterValues, parse_hyperparameters
 
 __all__ = [
     "ALL_FOLDS", "COORDINATOR_METRICS", "DATASET_LEVEL", "DEFAULT_METRIC", "HYPERPARAMETERS",
-    "MAX_KEEP_ALIVE_SECONDS", "SCORING_METRICS", "TRAINING_SCORE", "TUNABLE", "VALIDATION_SCORE",
+    "MAX_KEEP_ALIVE_SECONDS", "SCORING_METRICS", "TRAINING_SCORE", "TUNABLE", "TUNING_FIXED", "TUNING_SEARCHED",
+    "VALIDATION_SCORE",
     "WORKER_METRICS", "HyperparameterValues", "LogMetric", "ScoringMetric", "SearchDimension", "SearchSpace",
     "TuningRange", "build_search_space", "default_search_space", "is_platform_key", "metric_definitions",
     "parse_hyperparameters", "parse_override", "sagemaker_parameter_ranges", "static_hyperparameters",

@@ -77,6 +77,10 @@ def training_setup(hps: Mapping[str, Any], manifest: Manifest, num_threads: int 
         "verbosity": -1,
         "feature_pre_filter": False,
     }
+    if threads == 1:
+        # LightGBM's own advice for few threads, and the same trees either way: measured 5-7 % faster on
+        # 160k x 40 than the col-wise layout its start-up test picked, and that test (~0.1 s a booster) is skipped.
+        params["force_row_wise"] = True
     params.update({k: v for k, v in hps.items() if k in LIGHTGBM_PARAMETER_NAMES})
     if task == "multiclass":
         params["num_class"] = manifest.n_classes

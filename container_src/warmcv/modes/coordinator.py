@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import numpy as np
 from warmcv.clock import SYSTEM_CLOCK, Clock
 from warmcv.contract import ContainerPaths
 from warmcv.data.manifest import Manifest
-from warmcv.declarations import HyperparameterValues
+from warmcv.declarations import HyperparameterValues, parse_hyperparameters
 from warmcv.declarations.metrics import (
     TRAINING_SCORE,
     TRAINING_SCORE_STD,
@@ -104,6 +104,19 @@ def cross_validate(runner: FoldRunner, hps: HyperparameterValues, manifest: Mani
     if not all(math.isfinite(r.validation_score) for r in results):
         log.warning("a fold's validation score is not finite; the average is not meaningful")
     return summary
+
+
+def final_fit_hyperparameters(trial: Mapping[str, str], summary: CrossValidationSummary) -> dict[str, str]:
+    """Worker hyperparameters that train the final model on all data with a cross-validated combination.
+
+    With early stopping each fold picked its own round count on its held-out rows; the full set has
+    none to stop on, so it trains for the folds' mean best iteration (what lightgbm.cv users take).
+    """
+    final = {k: v for k, v in trial.items() if k not in _NOT_FORWARDED}
+    final.update(mode="worker", fold="all")
+    if parse_hyperparameters(final)["early_stopping_rounds"]:
+        final["num_boost_round"] = str(summary.recommended_num_boost_round)
+    return final
 
 
 def write_summary(summary: CrossValidationSummary, *directories: Path) -> None:

@@ -71,11 +71,15 @@ class _Worker:
 class WarmWorkerPool:
     """`workers` processes with `threads` LightGBM threads each (so workers × threads ≤ cores by default)."""
 
-    def __init__(self, workers: int | None = None, threads: int | None = None, max_datasets: int = 16):
+    def __init__(self, workers: int | None = None, threads: int | None = None, max_datasets: int = 16,
+                 prestart: bool = False):
         cores = default_threads()
         self.workers = max(1, workers or cores)
         self.threads = max(1, threads or cores // self.workers)
         self.max_datasets = max_datasets
+        # Start every worker now rather than at the first task, so the fork server's imports overlap
+        # with whatever the caller does next (preparing the data, say).
+        self.prestart = prestart
         self._context = mp.get_context("forkserver")
         self._context.set_forkserver_preload(_PRELOAD)
         self._lock = threading.Lock()
@@ -119,6 +123,11 @@ class WarmWorkerPool:
         """Process ids of the live workers (for monitoring, and for tests that kill one)."""
         with self._lock:
             return [w.process.pid for w in self._pool]
+
+    def busy(self) -> list[tuple[int, Hashable, int | str]]:
+        """(pid, group, fold) of every worker running a task now: for diagnostics and crash tests."""
+        with self._lock:
+            return [(w.process.pid, w.job.group, w.job.request.fold) for w in self._pool if w.job is not None]
 
     def close(self) -> None:
         with self._lock:
@@ -165,10 +174,13 @@ class WarmWorkerPool:
         instead of rebinning another; beyond that window the queue stays first come, first served.
         """
         with self._lock:
-            while len(self._pool) < self.workers and self._queue and not self._closed:
+            while len(self._pool) < self.workers and (self._queue or self.prestart) and not self._closed:
                 try:
                     self._pool.append(self._spawn())
                 except Exception as error:  # noqa: BLE001 - e.g. the fork server was killed; it restarts next time
+                    if not self._queue:
+                        log.warning("could not prestart a worker process: %r", error)
+                        break
                     job = self._queue.popleft()
                     job.future.set_exception(WorkerCrashed(f"could not start a worker process: {error!r}"))
             idle = [w for w in self._pool if w.job is None]
@@ -176,7 +188,7 @@ class WarmWorkerPool:
             while idle and self._queue:
                 window = list(itertools.islice(self._queue, lookahead))
                 worker, job = next(((w, j) for j in window for w in idle if j.affinity in w.cached),
-                                   (idle[0], self._queue[0]))
+                                   (next((w for w in idle if not w.cached), idle[0]), self._queue[0]))
                 self._queue.remove(job)
                 idle.remove(worker)
                 worker.job = job

@@ -1,0 +1,310 @@
+"""`warmcv run` (the whole pipeline on this machine) and `warmcv registry` (the local model registry)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from warmcv.cli.common import add_prepare_options, default_run_dir, parse_assignments, prepare_options_from
+from warmcv.errors import UserInputError
+
+# Options of a new run that a resume must not be given (the run folder's run.json decides them).
+_NEW_RUN_ONLY = ("data", "target", "example", "config", "search", "set", "exclude", "sampler", "seed", "out",
+                 "registry", "model_group", "folds", "task", "splitter", "group_column", "time_column",
+                 "categorical", "drop", "split_seed")
+_CONFIG_KEYS = {"trials", "parallel", "workers", "timeout", "sampler", "seed", "search", "set", "exclude"}
+EXAMPLE_HOLDOUT = "example_holdout.csv"
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser(
+        "run", help="the whole pipeline on this machine: prepare, tune with k-fold CV, fit, register, predict",
+        description="prepare -> Optuna search over k-fold cross-validation on warm worker processes -> final fit "
+                    "on all data with the best hyperparameters -> model.tar.gz -> local registry -> predictions. "
+                    "Everything goes to one run folder; Ctrl-C stops cleanly and --resume continues.")
+    source = run.add_argument_group("data")
+    source.add_argument("--data", type=Path, help="CSV or Parquet file, or a folder of parts")
+    source.add_argument("--target", help="the column to predict")
+    source.add_argument("--example", action="store_true",
+                        help="use the bundled census-like example (and predict a fresh hold-out sample of it)")
+    source.add_argument("--predict", type=Path, help="CSV/Parquet to predict with the final model")
+    source.add_argument("--predict-output", choices=["probabilities", "labels"], default=None,
+                        help="classification predictions as class probabilities (default) or labels")
+    search = run.add_argument_group("search")
+    search.add_argument("--trials", type=int, help="trial budget (default 40); on --resume, the new total")
+    search.add_argument("--parallel", type=int,
+                        help="trials in flight at once (default: enough to keep every worker busy, at least 2)")
+    search.add_argument("--workers", type=int, help="warm worker processes (default: one per core)")
+    search.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
+    search.add_argument("--sampler", choices=["tpe", "random", "gp"], help="Optuna sampler (default tpe)")
+    search.add_argument("--seed", type=int, help="sampler seed (default 0)")
+    search.add_argument("--search", action="append", metavar="NAME=SPEC",
+                        help="search range: num_leaves=16:128:log, learning_rate=0.01:0.2, objective=a,b; "
+                             "adds the hyperparameter if it is not searched by default")
+    search.add_argument("--exclude", action="append", metavar="NAME", help="leave a hyperparameter out of the search")
+    search.add_argument("--set", action="append", metavar="NAME=VALUE",
+                        help="fix a hyperparameter (it is then not searched), e.g. --set metric=logloss")
+    search.add_argument("--config", type=Path,
+                        help="TOML or JSON file with trials/parallel/workers/timeout/sampler/seed and "
+                             "[search], [set] tables and an exclude list; command-line options win")
+    output = run.add_argument_group("output")
+    output.add_argument("--out", type=Path, help="run folder (default runs/run-<time>)")
+    output.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                        help="continue the run in RUN_DIR (its settings are kept; --trials, --parallel, --workers, "
+                             "--timeout and --predict may change)")
+    output.add_argument("--registry", type=Path, help="registry folder (default: registry/ next to the run folder)")
+    output.add_argument("--model-group", help="registry model group (default: <data file>-<target>)")
+    output.add_argument("--approval", choices=["PendingManualApproval", "Approved", "Rejected"], default=None,
+                        help="approval status of the registered model (default PendingManualApproval)")
+    output.add_argument("--no-progress", action="store_true", help="one log line per trial instead of a progress bar")
+    add_prepare_options(run)
+    # The parser itself, so a resume can tell which new-run options were actually given.
+    run.set_defaults(handler=_run, run_parser=run)
+
+    registry = commands.add_parser("registry", help="list or approve models in the local registry")
+    registry.add_argument("action", choices=["list", "approve", "reject"])
+    registry.add_argument("group", nargs="?", help="model group")
+    registry.add_argument("version", nargs="?", type=int, help="version (approve/reject)")
+    registry.add_argument("--registry", type=Path, default=Path("runs") / "registry",
+                          help="registry folder (default runs/registry)")
+    registry.add_argument("--json", action="store_true", help="machine-readable output (list)")
+    registry.set_defaults(handler=_registry)
+
+
+def _require_local_extra() -> None:
+    missing = [m for m in ("optuna", "matplotlib", "tqdm") if _missing(m)]
+    if missing:
+        raise UserInputError(f"warmcv run needs {', '.join(missing)}: install the local extra, "
+                             "pip install 'warmcv[local]'")
+
+
+def _missing(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is None
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """A run's options from TOML or JSON; unknown keys are errors (a typo must not be silently ignored)."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise UserInputError(f"cannot read config file {path}: {error}") from None
+    try:
+        if path.suffix.lower() == ".json":
+            config = json.loads(text)
+        else:
+            import tomllib
+
+            config = tomllib.loads(text)
+    except (ValueError, json.JSONDecodeError) as error:
+        raise UserInputError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: "
+                             f"{error}") from None
+    if not isinstance(config, dict):
+        raise UserInputError(f"config file {path} must hold a table of options")
+    unknown = sorted(set(config) - _CONFIG_KEYS)
+    if unknown:
+        raise UserInputError(f"config file {path}: unknown key(s) {', '.join(unknown)}; "
+                             f"allowed: {', '.join(sorted(_CONFIG_KEYS))}")
+    for table in ("search", "set"):
+        if not isinstance(config.get(table, {}), dict):
+            raise UserInputError(f"config file {path}: [{table}] must be a table of name = value")
+    if not isinstance(config.get("exclude", []), list):
+        raise UserInputError(f"config file {path}: exclude must be a list of names")
+    return config
+
+
+def _config_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def settings_from_args(args: argparse.Namespace, out: Path):
+    """RunSettings for a new run: config file first, then the command line over it."""
+    from warmcv.examples import EXAMPLE_TARGET, example_path
+    from warmcv.model.registry import check_group_name
+    from warmcv.tuning.pipeline import RunSettings, resolve_fixed
+    from warmcv.tuning.space import check_sampler, describe, resolve_space
+
+    config = load_config(args.config) if args.config else {}
+    if args.example:
+        if args.data or args.target:
+            raise UserInputError("--example brings its own data and target; drop --data/--target")
+        data, target = example_path(), EXAMPLE_TARGET
+    else:
+        if not args.data or not args.target:
+            raise UserInputError("give --data FILE and --target COLUMN (or --example to try the bundled data set)")
+        data, target = args.data, args.target
+    overrides = {**{n: f"{n}={_config_value(v)}" for n, v in config.get("search", {}).items()},
+                 **{text.partition("=")[0].strip(): text for text in args.search or []}}
+    fixed = {**{n: _config_value(v) for n, v in config.get("set", {}).items()}, **parse_assignments(args.set)}
+    exclude = [*config.get("exclude", []), *(args.exclude or [])]
+    space = resolve_space(overrides.values(), exclude=exclude, fixed=fixed)
+    fixed = resolve_fixed(fixed, space)
+    prepare = prepare_options_from(args, target).__dict__
+
+    def pick(name: str, default: Any) -> Any:
+        value = getattr(args, name)
+        return value if value is not None else config.get(name, default)
+
+    sampler = check_sampler(str(pick("sampler", "tpe")))
+    trials = int(pick("trials", 40))
+    if trials < 1:
+        raise UserInputError(f"--trials {trials}: need at least 1")
+    for name in ("parallel", "workers"):
+        value = pick(name, None)
+        if value is not None and int(value) < 1:
+            raise UserInputError(f"--{name} {value}: need at least 1")
+    predict = args.predict
+    _check_predict_source(predict)
+    if args.example and predict is None:
+        predict = _write_example_holdout(out)
+    if args.model_group:
+        check_group_name(args.model_group)
+    return RunSettings(
+        data=str(Path(data).resolve()), target=target, prepare=prepare, space=describe(space), fixed=fixed,
+        trials=trials, parallel=pick("parallel", None), workers=pick("workers", None), timeout=pick("timeout", None),
+        sampler=sampler, seed=int(pick("seed", 0)),
+        predict=str(Path(predict).resolve()) if predict else None,
+        predict_output=args.predict_output or "probabilities",
+        registry=str(args.registry.resolve()) if args.registry else None,
+        model_group=args.model_group or ("census-income-example" if args.example else None),
+        approval=args.approval or "PendingManualApproval",
+    )
+
+
+def _check_predict_source(path: Path | None) -> None:
+    """Checked before the search, not found missing after an hour of it."""
+    if path is not None and not path.exists():
+        raise UserInputError(f"--predict {path}: no such file or folder")
+
+
+def _write_example_holdout(out: Path) -> Path:
+    """Fresh rows from the example's generator (another seed, no target): something honest to predict."""
+    from warmcv.examples import EXAMPLE_TARGET, make_census_like
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / EXAMPLE_HOLDOUT
+    make_census_like(rows=1000, seed=20240).drop(columns=[EXAMPLE_TARGET]).to_csv(path, index=False)
+    return path
+
+
+class TrialProgress:
+    """A tqdm bar with the best score so far, or one line per trial when the output is not a terminal."""
+
+    def __init__(self, bar: bool):
+        self.use_bar = bar
+        self.bar: Any = None
+        self.metric = "score"
+
+    def start(self, metric: str, budget: int, done: int) -> None:
+        self.metric = metric
+        if self.use_bar:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=budget, initial=min(done, budget), unit="trial", dynamic_ncols=True,
+                            file=sys.stderr, desc="search")
+
+    def say(self, message: str) -> None:
+        """A stage message. Stages after the search has started come once it is over: the bar is done."""
+        self.close()
+        print(message, flush=True)
+
+    def __call__(self, report: Any) -> None:
+        best = (f"best {self.metric} {report.best_value:.6f} (#{report.best_number})"
+                if report.best_value is not None else "no completed trial yet")
+        first_line = report.error.splitlines()[0] if report.error else ""
+        if self.bar is not None:
+            if report.state != "interrupted":
+                self.bar.update(1)
+            self.bar.set_postfix_str(best)
+            if report.state == "failed":
+                self.bar.write(f"trial #{report.number} failed: {first_line}")
+            return
+        if report.state == "complete":
+            what = f"{self.metric} {report.value:.6f} +/- {report.std:.6f}"
+        else:
+            what = report.state + (f": {first_line}" if first_line else "")
+        print(f"trial #{report.number} ({report.counted}/{report.budget}, {report.seconds:.1f} s): {what}; {best}",
+              flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from warmcv.openmp import prefer_passive_openmp
+
+    prefer_passive_openmp()
+    _require_local_extra()
+    import logging
+
+    from warmcv.tuning.pipeline import Run, RunSettings, update_for_resume
+    from warmcv.tuning.report import summary_table
+    from warmcv.tuning.search import stop_flag_on_signals
+
+    if args.resume:
+        given = [name for name in _NEW_RUN_ONLY if getattr(args, name) != args.run_parser.get_default(name)]
+        if given:
+            raise UserInputError(f"--resume continues {args.resume} with its saved settings; drop "
+                                 + ", ".join("--" + g.replace("_", "-") for g in given))
+        run_dir = args.resume
+        _check_predict_source(args.predict)
+        settings = update_for_resume(RunSettings.load(run_dir), trials=args.trials, parallel=args.parallel,
+                                     workers=args.workers, timeout=args.timeout,
+                                     predict=str(args.predict.resolve()) if args.predict else None,
+                                     predict_output=args.predict_output, approval=args.approval)
+    else:
+        run_dir = args.out or default_run_dir("run")
+        settings = settings_from_args(args, run_dir)
+    progress = TrialProgress(bar=not args.no_progress and sys.stderr.isatty())
+    # Fold-by-fold and step-by-step lines would drown the progress display; the stages are announced
+    # below and the report keeps every fold's score.
+    for name in ("warmcv.modes.coordinator", "warmcv.modes.worker", "warmcv.data.prepare"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        with stop_flag_on_signals() as stop:
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
+            with logging_redirect_tqdm():
+                result = Run(run_dir, settings, resume=bool(args.resume), on_trial=progress, stop=stop,
+                             on_stage=progress.say, on_search_start=progress.start).execute()
+    finally:
+        progress.close()
+    print()
+    print(summary_table(result.report))
+    return 0
+
+
+def _registry(args: argparse.Namespace) -> int:
+    from warmcv.model.registry import LocalModelRegistry
+
+    registry = LocalModelRegistry(args.registry)
+    if args.action == "list":
+        versions = registry.versions(args.group)
+        if args.json:
+            print(json.dumps(versions, indent=2))
+            return 0
+        if not versions:
+            print(f"no models registered in {registry.path}" + (f" for group {args.group}" if args.group else ""))
+            return 0
+        for v in versions:
+            m = v["ModelMetrics"]
+            print(f"{v['ModelPackageGroupName']:<30} v{v['ModelPackageVersion']:<4} {v['ModelApprovalStatus']:<22} "
+                  f"CV {m['metric']} {m['cv_mean']:.6f} +/- {m['cv_std']:.6f}  "
+                  f"{v['CreationTime']}  {v['ModelDataUrl']}")
+        return 0
+    if not args.group or args.version is None:
+        raise UserInputError(f"warmcv registry {args.action} needs GROUP and VERSION")
+    status = "Approved" if args.action == "approve" else "Rejected"
+    entry = registry.set_status(args.group, args.version, status)
+    print(f"{entry['ModelPackageGroupName']} version {entry['ModelPackageVersion']}: {entry['ModelApprovalStatus']}")
+    return 0

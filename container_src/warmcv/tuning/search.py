@@ -1,0 +1,269 @@
+"""The search engine: Optuna's ask-and-tell over k-fold cross-validation on one shared warm worker pool.
+
+M trials are in flight at once; each hands its K folds to the pool through its own `LocalFoldRunner`
+and the unchanged `cross_validate`, so a local trial is exactly a coordinator job. Only the main
+thread talks to the study (SQLite), trials run in threads that merely wait on the pool, and the
+pool's workers (one LightGBM thread each, one worker per core) never oversubscribe the cores.
+
+Stopping: the first SIGINT/SIGTERM sets a flag; the loop then cancels the trials in flight (their
+workers are killed, queued folds dropped), marks them failed-and-queued-again and returns, so every
+finished trial is already in the study and `--resume` picks up the rest. A second signal raises
+KeyboardInterrupt at once; the same cleanup still runs on the way out.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from warmcv.data.manifest import Manifest
+from warmcv.declarations import SearchSpace, parse_hyperparameters
+from warmcv.errors import FoldFailed, StopRequested, UserInputError
+from warmcv.modes.coordinator import CrossValidationSummary, cross_validate
+from warmcv.runners.local import LocalFoldRunner
+from warmcv.runners.pool import WarmWorkerPool
+from warmcv.tuning.space import as_hyperparameters, distributions
+from warmcv.tuning.study import counted_trials, fail_and_requeue
+
+log = logging.getLogger(__name__)
+
+CV_ATTR = "cv"
+HYPERPARAMETERS_ATTR = "hyperparameters"
+ERROR_ATTR = "error"
+_ERROR_CHARS = 2000
+
+
+class SearchFailed(FoldFailed):
+    """Trial after trial fails (out of memory, a broken environment): stop rather than burn the budget."""
+
+    def __init__(self, message: str):
+        Exception.__init__(self, message)
+        self.fold = -1
+        self.reason = message
+
+
+@dataclass(frozen=True)
+class TrialReport:
+    """One finished trial, as the progress display sees it."""
+
+    number: int
+    state: str  # complete | failed | interrupted
+    value: float | None
+    std: float | None
+    seconds: float
+    error: str | None
+    best_value: float | None
+    best_number: int | None
+    counted: int  # trials counted towards the budget so far
+    budget: int
+
+
+@dataclass
+class SearchOutcome:
+    completed: int  # in the whole study
+    failed: int
+    stopped: bool  # by a signal
+    timed_out: bool
+    seconds: float
+    finished_here: list[int] = field(default_factory=list)  # trial numbers finished by this invocation
+    interrupted: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _InFlight:
+    trial: Any
+    runner: LocalFoldRunner
+    started: float
+
+
+@contextmanager
+def stop_flag_on_signals() -> Iterator[threading.Event]:
+    """First SIGINT/SIGTERM sets the returned event; a second one raises KeyboardInterrupt immediately."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        if event.is_set():
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}")
+        event.set()
+        sys.stderr.write(f"\nwarmcv: {signal.Signals(signum).name} received, stopping; finished trials are kept "
+                         "(send it again to stop at once)\n")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield event
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
+def summary_attr(summary: CrossValidationSummary) -> dict[str, Any]:
+    """What a completed trial keeps in the study besides its value (JSON, for report.json and resume)."""
+    return {
+        "mean": summary.validation_mean, "std": summary.validation_std,
+        "train_mean": summary.train_mean, "train_std": summary.train_std,
+        "best_iteration_mean": summary.best_iteration_mean,
+        "recommended_num_boost_round": summary.recommended_num_boost_round,
+        "seconds": summary.seconds,
+        "folds": [{"fold": r.fold, "validation": r.validation_score, "train": r.train_score,
+                   "best_iteration": r.best_iteration, "seconds": r.seconds, "n_train": r.n_train,
+                   "n_valid": r.n_valid} for r in summary.folds],
+    }
+
+
+class Search:
+    """Runs trials until `trials` of them count (completed or genuinely failed), the timeout, or a stop."""
+
+    def __init__(self, study: Any, space: SearchSpace, fixed: Mapping[str, str], data_dir: Path, manifest: Manifest,
+                 pool: WarmWorkerPool, *, trials: int, parallel: int, timeout: float | None = None,
+                 stop: threading.Event | None = None, on_trial: Callable[[TrialReport], None] | None = None,
+                 max_consecutive_failures: int | None = None):
+        self.study = study
+        self.space = space
+        self.distributions = distributions(space)
+        self.fixed = dict(fixed)
+        self.data_dir = Path(data_dir)
+        self.manifest = manifest
+        self.pool = pool
+        self.trials = trials
+        self.parallel = max(1, parallel)
+        self.timeout = timeout
+        self.stop = stop or threading.Event()
+        self.on_trial = on_trial
+        self.max_consecutive_failures = max_consecutive_failures or max(5, 2 * self.parallel)
+        self._maximize = study.direction.name == "MAXIMIZE"
+        self._best: tuple[float, int] | None = None
+        self._complete, self._failed = counted_trials(study)
+        self._consecutive_failures = 0
+        try:
+            best = study.best_trial
+            self._best = (best.value, best.number)
+        except ValueError:
+            pass
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def run(self) -> SearchOutcome:
+        started = time.monotonic()
+        outcome = SearchOutcome(0, 0, stopped=False, timed_out=False, seconds=0.0)
+        inflight: dict[Future, _InFlight] = {}
+        executor = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="warmcv-trial")
+        try:
+            while True:
+                if self.stop.is_set() and not outcome.stopped:
+                    outcome.stopped = True
+                    log.info("stop requested: cancelling %d trial(s) in flight", len(inflight))
+                if self.timeout is not None and time.monotonic() - started > self.timeout and not outcome.timed_out:
+                    outcome.timed_out = True
+                    log.info("timeout of %.0f s reached: finishing the trials in flight", self.timeout)
+                if outcome.stopped:
+                    for item in inflight.values():
+                        item.runner.stop()
+                else:
+                    while (not outcome.timed_out and len(inflight) < self.parallel
+                           and self._complete + self._failed + len(inflight) < self.trials):
+                        future, item = self._start(executor)
+                        inflight[future] = item
+                if not inflight:
+                    break
+                done, _ = wait(inflight, timeout=0.25, return_when=FIRST_COMPLETED)
+                for future in done:
+                    item = inflight.pop(future)
+                    self._finish(future, item, outcome)
+        except BaseException:
+            self._abandon(inflight, outcome)
+            raise
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+            outcome.completed, outcome.failed = self._complete, self._failed
+            outcome.seconds = time.monotonic() - started
+        return outcome
+
+    def _start(self, executor: ThreadPoolExecutor) -> tuple[Future, _InFlight]:
+        trial = self.study.ask(self.distributions)
+        sampled = as_hyperparameters(trial.params)
+        hyperparameters = {**self.fixed, **sampled}
+        trial.set_user_attr(HYPERPARAMETERS_ATTR, hyperparameters)
+        hps = parse_hyperparameters({**hyperparameters, "mode": "coordinator"})
+        runner = LocalFoldRunner(self.data_dir, pool=self.pool)
+        future = executor.submit(cross_validate, runner, hps, self.manifest)
+        log.debug("trial %d started: %s", trial.number, sampled)
+        return future, _InFlight(trial, runner, time.monotonic())
+
+    def _finish(self, future: Future, item: _InFlight, outcome: SearchOutcome) -> None:
+        from optuna.trial import TrialState
+
+        trial, seconds = item.trial, time.monotonic() - item.started
+        error = future.exception()
+        if isinstance(error, StopRequested):
+            fail_and_requeue(self.study, trial.number)
+            outcome.interrupted.append(trial.number)
+            self._report(trial.number, "interrupted", None, None, seconds, None)
+            return
+        if error is None:
+            summary: CrossValidationSummary = future.result()
+            if math.isfinite(summary.validation_mean):
+                trial.set_user_attr(CV_ATTR, summary_attr(summary))
+                self.study.tell(trial, summary.validation_mean)
+                self._complete += 1
+                self._consecutive_failures = 0
+                outcome.finished_here.append(trial.number)
+                value = summary.validation_mean
+                if self._best is None or (value > self._best[0] if self._maximize else value < self._best[0]):
+                    self._best = (value, trial.number)
+                self._report(trial.number, "complete", value, summary.validation_std, seconds, None)
+                return
+            error = FoldFailed(-1, f"the cross-validated score is not a finite number ({summary.validation_mean})")
+        message = str(error)[:_ERROR_CHARS]
+        trial.set_user_attr(ERROR_ATTR, message)
+        self.study.tell(trial, state=TrialState.FAIL)
+        self._failed += 1
+        outcome.finished_here.append(trial.number)
+        self._report(trial.number, "failed", None, None, seconds, message)
+        if isinstance(error, UserInputError):
+            raise error
+        if not isinstance(error, FoldFailed):
+            log.error("trial %d failed unexpectedly", trial.number, exc_info=error)
+        self._consecutive_failures += 1
+        if self._consecutive_failures >= self.max_consecutive_failures:
+            raise SearchFailed(f"{self._consecutive_failures} trials in a row failed; the last one: {message}")
+
+    def _abandon(self, inflight: dict[Future, _InFlight], outcome: SearchOutcome) -> None:
+        """On the way out of an error or a forced stop: stop the trials in flight and queue them again."""
+        for item in inflight.values():
+            item.runner.stop()
+        deadline = time.monotonic() + 30
+        pending = set(inflight)
+        while pending and time.monotonic() < deadline:
+            for item in inflight.values():
+                item.runner.stop()  # again: a trial may have submitted its folds after the first stop
+            _, pending = wait(pending, timeout=0.25)
+        for future, item in inflight.items():
+            try:
+                if future.done() and future.exception() is None:
+                    self._finish(future, item, outcome)  # it finished before it could be stopped: keep it
+                else:
+                    fail_and_requeue(self.study, item.trial.number)
+                    outcome.interrupted.append(item.trial.number)
+            except Exception:  # noqa: BLE001 - best effort; --resume recovers RUNNING trials anyway
+                log.warning("could not close trial %d; --resume will re-run it", item.trial.number)
+        inflight.clear()
+
+    def _report(self, number: int, state: str, value: float | None, std: float | None, seconds: float,
+                error: str | None) -> None:
+        if self.on_trial is None:
+            return
+        best_value, best_number = self._best if self._best is not None else (None, None)
+        self.on_trial(TrialReport(number, state, value, std, seconds, error, best_value, best_number,
+                                  self._complete + self._failed, self.trials))
