@@ -27,6 +27,7 @@ import numpy as np
 from warmcv.data.manifest import PreparedData
 from warmcv.declarations import ALL_FOLDS, SCORING_METRICS, ScoringMetric
 from warmcv.errors import UserInputError
+from warmcv.model.dataset_store import DatasetStore, categorical_columns
 from warmcv.model.params import TrainingSetup
 
 
@@ -58,9 +59,13 @@ class FoldOutcome:
 
 @dataclass
 class DatasetCache:
-    """Least-recently-used constructed (train, valid) Dataset pairs, one per fold and dataset key."""
+    """Least-recently-used constructed (train, valid) Dataset pairs, one per fold and dataset key.
+
+    With a `store`, a pair another worker has already binned is loaded from its binary file instead.
+    """
 
     max_entries: int = 16
+    store: DatasetStore | None = None
     _entries: OrderedDict[Hashable, tuple[lgb.Dataset, lgb.Dataset | None]] = field(default_factory=OrderedDict)
     hits: int = 0
     misses: int = 0
@@ -83,6 +88,20 @@ class DatasetCache:
 
 def metrics_for_task(task: str) -> list[ScoringMetric]:
     return [m for m in SCORING_METRICS.values() if task in m.tasks]
+
+
+def _load_or_build_datasets(data: PreparedData, setup: TrainingSetup, fold: int | str, key: Hashable,
+                            store: DatasetStore | None):
+    if store is None:
+        return _build_datasets(data, setup, fold)
+    positions, categories = categorical_columns(data.features)
+    loaded = store.load(key, setup.dataset_params, categories, positions)
+    if loaded is not None:
+        return loaded
+    train, valid = _build_datasets(data, setup, fold)
+    if valid is not None:  # the full set is trained once per run: nobody else will want it
+        store.save(key, train, valid)
+    return train, valid
 
 
 def _build_datasets(data: PreparedData, setup: TrainingSetup, fold: int | str):
@@ -109,7 +128,7 @@ def train_fold(data: PreparedData, setup: TrainingSetup, fold: int | str,
     if cache is None:
         (train, valid), cached = _build_datasets(data, setup, fold), False
     else:
-        (train, valid), cached = cache.get(key, lambda: _build_datasets(data, setup, fold))
+        (train, valid), cached = cache.get(key, lambda: _load_or_build_datasets(data, setup, fold, key, cache.store))
     early_stopping = setup.early_stopping_rounds if valid is not None else 0
     snapshot = _BestRoundPredictions() if early_stopping and _BestRoundPredictions.available() else None
     callbacks = [lgb.early_stopping(early_stopping, first_metric_only=True, verbose=False)] if early_stopping else []

@@ -13,6 +13,7 @@ import itertools
 import logging
 import multiprocessing as mp
 import os
+import tempfile
 import threading
 from collections import deque
 from collections.abc import Hashable
@@ -72,11 +73,15 @@ class WarmWorkerPool:
     """`workers` processes with `threads` LightGBM threads each (so workers × threads ≤ cores by default)."""
 
     def __init__(self, workers: int | None = None, threads: int | None = None, max_datasets: int = 16,
-                 prestart: bool = False):
+                 prestart: bool = False, share_datasets: bool = True):
         cores = default_threads()
         self.workers = max(1, workers or cores)
         self.threads = max(1, threads or cores // self.workers)
         self.max_datasets = max_datasets
+        # Binned fold Datasets in LightGBM's binary format, so a fold is binned once per pool rather
+        # than once per worker (see warmcv.model.dataset_store); removed when the pool closes.
+        self._dataset_dir = (tempfile.TemporaryDirectory(prefix="warmcv-datasets-", ignore_cleanup_errors=True)
+                             if share_datasets else None)
         # Start every worker now rather than at the first task, so the fork server's imports overlap
         # with whatever the caller does next (preparing the data, say).
         self.prestart = prestart
@@ -119,6 +124,11 @@ class WarmWorkerPool:
         self._wake()
         return stopped
 
+    @property
+    def dataset_dir(self) -> str | None:
+        """Where the workers share binned Datasets (None when sharing is off)."""
+        return self._dataset_dir.name if self._dataset_dir is not None else None
+
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers (for monitoring, and for tests that kill one)."""
         with self._lock:
@@ -144,6 +154,8 @@ class WarmWorkerPool:
         self._pool.clear()
         os.close(self._wake_r)
         os.close(self._wake_w)
+        if self._dataset_dir is not None:
+            self._dataset_dir.cleanup()
 
     def __enter__(self) -> WarmWorkerPool:
         return self
@@ -160,8 +172,8 @@ class WarmWorkerPool:
 
     def _spawn(self) -> _Worker:
         parent, child = self._context.Pipe(duplex=True)
-        process = self._context.Process(target=worker_main, args=(child, self.threads, self.max_datasets),
-                                        name="warmcv-worker", daemon=True)
+        process = self._context.Process(target=worker_main, name="warmcv-worker", daemon=True,
+                                        args=(child, self.threads, self.max_datasets, self.dataset_dir))
         process.start()
         child.close()
         self.started_workers += 1

@@ -18,6 +18,7 @@ from typing import Any
 from warmcv.data.manifest import PreparedData, read_manifest
 from warmcv.declarations import parse_hyperparameters
 from warmcv.errors import UserInputError
+from warmcv.model.dataset_store import DatasetStore
 from warmcv.model.params import training_setup
 from warmcv.model.training import DatasetCache, train_fold
 
@@ -33,10 +34,11 @@ class WorkRequest:
 class WorkerState:
     """Caches that survive between tasks in one worker process."""
 
-    def __init__(self, threads: int, max_datasets: int):
+    def __init__(self, threads: int, max_datasets: int, dataset_dir: str | None = None):
         self.threads = threads
         self.data: dict[str, PreparedData] = {}
-        self.datasets = DatasetCache(max_entries=max_datasets)
+        self.datasets = DatasetCache(max_entries=max_datasets,
+                                     store=DatasetStore(dataset_dir) if dataset_dir else None)
 
     def prepared(self, data_dir: str) -> PreparedData:
         # Keyed by the manifest's data hash too: re-preparing into the same folder must not serve stale rows.
@@ -61,12 +63,12 @@ class WorkerState:
         return summary
 
 
-def worker_main(conn: Connection, threads: int, max_datasets: int) -> None:
+def worker_main(conn: Connection, threads: int, max_datasets: int, dataset_dir: str | None = None) -> None:
     """Serve requests from `conn` until it closes. Replies ('ok', summary) or ('error', kind, message)."""
     # Ctrl-C reaches the whole process group; the parent decides what to stop, so workers ignore it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING)
-    state = WorkerState(threads, max_datasets)
+    state = WorkerState(threads, max_datasets, dataset_dir)
     while True:
         try:
             request = conn.recv()
