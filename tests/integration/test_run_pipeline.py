@@ -95,6 +95,11 @@ def test_predictions_file_matches_the_model(finished_run, census_csv: Path) -> N
     pd.testing.assert_frame_equal(predictions, expected.reset_index(drop=True), check_exact=False, rtol=1e-9)
 
 
+def test_the_workers_shared_datasets_are_gone_after_the_run(finished_run) -> None:
+    run_dir, _, _ = finished_run
+    assert not (run_dir / ".datasets").exists()
+
+
 def test_plots_are_pngs(finished_run) -> None:
     run_dir, result, _ = finished_run
     for name in ("optimization_history", "fold_spread", "param_importances"):

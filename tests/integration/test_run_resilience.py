@@ -129,6 +129,7 @@ def test_sigkill_mid_run_then_resume_loses_no_finished_trial(tmp_path: Path, cen
         time.sleep(0.2)
     assert _session_processes(process.pid) == []
 
+    assert list((run_dir / ".datasets").glob("*.bin"))  # the killed run's shared Datasets, left behind
     before = {t.number: t.value for t in _study(run_dir).trials if t.state == TrialState.COMPLETE}
     running = [t.number for t in _study(run_dir).trials if t.state == TrialState.RUNNING]
     assert len(before) >= 2 and running  # killed mid-search, with trials in flight
@@ -148,6 +149,7 @@ def test_sigkill_mid_run_then_resume_loses_no_finished_trial(tmp_path: Path, cen
     report = json.loads((run_dir / "report.json").read_text())
     assert report["search"]["counts"] == {"complete": 8, "failed": 0, "interrupted": len(running)}
     assert (run_dir / "model.tar.gz").is_file()
+    assert not (run_dir / ".datasets").exists()  # reused by the resume, then removed
 
 
 def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path, census_csv: Path) -> None:

@@ -84,3 +84,12 @@ def test_pool_workers_share_a_store_that_goes_away_with_the_pool(prepared_census
     with WarmWorkerPool(workers=1, threads=1, share_datasets=False) as pool:
         assert pool.dataset_dir is None
         assert pool.submit(0, WorkRequest(str(prepared_census), HPS, 2)).result(timeout=120)["validation_score"] == scores[0]
+
+
+def test_a_given_store_directory_is_created_and_removed_with_the_pool(tmp_path, prepared_census):
+    directory = tmp_path / "run" / ".datasets"
+    with WarmWorkerPool(workers=1, threads=1, dataset_dir=directory) as pool:
+        assert pool.dataset_dir == str(directory)
+        pool.submit(0, WorkRequest(str(prepared_census), HPS, 0)).result(timeout=120)
+        assert len(list(directory.glob("*.bin"))) == 2
+    assert not directory.exists()

@@ -13,6 +13,7 @@ import itertools
 import logging
 import multiprocessing as mp
 import os
+import shutil
 import tempfile
 import threading
 from collections import deque
@@ -20,6 +21,7 @@ from collections.abc import Hashable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
 
 from warmcv.declarations import DATASET_LEVEL
@@ -73,15 +75,23 @@ class WarmWorkerPool:
     """`workers` processes with `threads` LightGBM threads each (so workers × threads ≤ cores by default)."""
 
     def __init__(self, workers: int | None = None, threads: int | None = None, max_datasets: int = 16,
-                 prestart: bool = False, share_datasets: bool = True):
+                 prestart: bool = False, share_datasets: bool = True, dataset_dir: Path | None = None):
         cores = default_threads()
         self.workers = max(1, workers or cores)
         self.threads = max(1, threads or cores // self.workers)
         self.max_datasets = max_datasets
         # Binned fold Datasets in LightGBM's binary format, so a fold is binned once per pool rather
-        # than once per worker (see warmcv.model.dataset_store); removed when the pool closes.
-        self._dataset_dir = (tempfile.TemporaryDirectory(prefix="warmcv-datasets-", ignore_cleanup_errors=True)
-                             if share_datasets else None)
+        # than once per worker (see warmcv.model.dataset_store): in `dataset_dir` if given (a run folder,
+        # where a killed run's files are found again and removed by the next close), else in a temporary
+        # directory. Removed when the pool closes.
+        self._dataset_dir: Path | None = None
+        self._temporary: tempfile.TemporaryDirectory | None = None
+        if share_datasets and dataset_dir is not None:
+            self._dataset_dir = Path(dataset_dir)
+            self._dataset_dir.mkdir(parents=True, exist_ok=True)
+        elif share_datasets:
+            self._temporary = tempfile.TemporaryDirectory(prefix="warmcv-datasets-", ignore_cleanup_errors=True)
+            self._dataset_dir = Path(self._temporary.name)
         # Start every worker now rather than at the first task, so the fork server's imports overlap
         # with whatever the caller does next (preparing the data, say).
         self.prestart = prestart
@@ -127,7 +137,7 @@ class WarmWorkerPool:
     @property
     def dataset_dir(self) -> str | None:
         """Where the workers share binned Datasets (None when sharing is off)."""
-        return self._dataset_dir.name if self._dataset_dir is not None else None
+        return str(self._dataset_dir) if self._dataset_dir is not None else None
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers (for monitoring, and for tests that kill one)."""
@@ -154,8 +164,10 @@ class WarmWorkerPool:
         self._pool.clear()
         os.close(self._wake_r)
         os.close(self._wake_w)
-        if self._dataset_dir is not None:
-            self._dataset_dir.cleanup()
+        if self._temporary is not None:
+            self._temporary.cleanup()
+        elif self._dataset_dir is not None:
+            shutil.rmtree(self._dataset_dir, ignore_errors=True)
 
     def __enter__(self) -> WarmWorkerPool:
         return self

@@ -39,6 +39,9 @@ SETTINGS_FILE = "run.json"
 PREPARED_DIR = "prepared"
 MODEL_DIR = "model"
 FINAL_DIR = "final"
+# The warm workers' shared binned Datasets while the run is going (removed when it ends; a killed run's
+# are reused by its --resume, then removed).
+DATASETS_DIR = ".datasets"
 PLOTS_DIR = "plots"
 PREDICTIONS_FILE = "predictions.csv"
 # Hyperparameters warmcv run sets itself.
@@ -162,7 +165,8 @@ class Run:
             workers = s.workers or default_threads()
             threads = max(1, default_threads() // workers)
             # Started before preparing, so the workers' start-up (imports) overlaps with the preparation.
-            pool = stack.enter_context(WarmWorkerPool(workers=workers, threads=threads, prestart=True))
+            pool = stack.enter_context(WarmWorkerPool(workers=workers, threads=threads, prestart=True,
+                                                      dataset_dir=self.run_dir / DATASETS_DIR))
             prepared = self._prepared()
             manifest = read_manifest(prepared)
             space = space_from_description(s.space)
