@@ -282,23 +282,25 @@ class SimulatedSageMaker:
         self._record("CreateTrainingJob", name)
         return {"TrainingJobArn": self.arn(job.name)}
 
+    def _existing(self, name: str, operation: str) -> SimJob:
+        """The job called `name`, or the ValidationException SageMaker answers for an unknown name."""
+        job = self.jobs.get(name)
+        if job is None:
+            self._record(operation, name, "ValidationException")
+            raise client_error("ValidationException", "Requested resource not found.", operation)
+        return job
+
     def describe_training_job(self, TrainingJobName: str) -> dict:  # noqa: N803 - boto3's keyword
         self.catch_up()
         self._maybe_throttle("DescribeTrainingJob", TrainingJobName)
-        job = self.jobs.get(TrainingJobName)
-        if job is None:
-            self._record("DescribeTrainingJob", TrainingJobName, "ValidationException")
-            raise client_error("ValidationException", "Requested resource not found.", "DescribeTrainingJob")
+        job = self._existing(TrainingJobName, "DescribeTrainingJob")
         self._record("DescribeTrainingJob", TrainingJobName)
         return self._describe(job)
 
     def stop_training_job(self, TrainingJobName: str) -> dict:  # noqa: N803
         self.catch_up()
         self._maybe_throttle("StopTrainingJob", TrainingJobName)
-        job = self.jobs.get(TrainingJobName)
-        if job is None:
-            self._record("StopTrainingJob", TrainingJobName, "ValidationException")
-            raise client_error("ValidationException", "Requested resource not found.", "StopTrainingJob")
+        job = self._existing(TrainingJobName, "StopTrainingJob")
         status = self._status(job)[0]
         if status != "InProgress":
             self._record("StopTrainingJob", TrainingJobName, "ValidationException")
