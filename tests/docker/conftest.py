@@ -5,6 +5,7 @@ reason, except when CI=true, where they fail, because CI must prove the image.
 
 Knobs (environment):
   WARMCV_TEST_IMAGE      use this already-built image instead of building one
+  WARMCV_TEST_TAG        the tag to build (default warmcv:test; checkouts built side by side need their own)
   WARMCV_BASE_IMAGE      the Dockerfile's BASE_IMAGE (default: its python:3.11-slim-bookworm)
   WARMCV_DOCKER_NETWORK  network for `docker build` (default host; empty for Docker's default)
   WARMCV_SDK_PYTHON      a Python with the SageMaker SDK v3 for the local-mode test (default: this one,
@@ -27,7 +28,7 @@ from tests.conftest import REPO
 from tests.docker.helpers import FIGURES, Contract, docker, make_contract, require, run_container
 from warmcv.examples import EXAMPLE_FILE, EXAMPLE_TARGET, example_path
 
-TEST_TAG = "warmcv:test"
+TEST_TAG = os.environ.get("WARMCV_TEST_TAG", "warmcv:test")
 BUILD_TIMEOUT = 1800
 
 
