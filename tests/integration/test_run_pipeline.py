@@ -45,7 +45,7 @@ def test_report_has_every_trial_with_its_fold_scores(finished_run) -> None:
     for trial in report["trials"]:
         folds = trial["cv"]["folds"]
         assert [f["fold"] for f in folds] == [0, 1, 2]
-        assert trial["value"] == pytest.approx(sum(f["validation"] for f in folds) / 3, abs=1e-12)
+        assert trial["value"] == pytest.approx(sum(f["validation_score"] for f in folds) / 3, abs=1e-12)
         assert 0.5 < trial["value"] < 1.0 and trial["std"] >= 0
         assert set(trial["params"]) == set(report["search"]["space"])
         assert trial["hyperparameters"]["num_boost_round"] == "200"

@@ -268,7 +268,7 @@ def _run(args: argparse.Namespace) -> int:
     progress = TrialProgress(bar=not args.no_progress and sys.stderr.isatty())
     # Fold-by-fold and step-by-step lines would drown the progress display; the stages are announced
     # below and the report keeps every fold's score.
-    for name in ("warmcv.modes.coordinator", "warmcv.modes.worker", "warmcv.data.prepare"):
+    for name in ("warmcv.cv", "warmcv.data.prepare"):
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
         with stop_flag_on_signals() as stop:

@@ -32,7 +32,7 @@ from warmcv.runners.worker_process import WorkRequest, worker_main
 log = logging.getLogger(__name__)
 
 # Modules every worker needs: imported once in the fork server, so a new worker starts in milliseconds.
-_PRELOAD = ["warmcv.runners.worker_process", "warmcv.modes.worker", "lightgbm", "pandas", "pyarrow.parquet",
+_PRELOAD = ["warmcv.runners.worker_process", "warmcv.cv.fold_outputs", "lightgbm", "pandas", "pyarrow.parquet",
             "sklearn.metrics"]
 
 

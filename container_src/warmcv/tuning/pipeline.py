@@ -10,7 +10,6 @@ the same result as one never interrupted.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import math
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import warmcv
+from warmcv.cv import CrossValidationSummary, check_n_folds, final_fit_hyperparameters, train_and_save
 from warmcv.data.manifest import MANIFEST_FILE, PreparedData, read_manifest
 from warmcv.data.prepare import PrepareOptions, prepare
 from warmcv.declarations import TUNING_FIXED, parse_hyperparameters, static_hyperparameters
@@ -171,8 +171,6 @@ class Run:
             manifest = read_manifest(prepared)
             space = space_from_description(s.space)
             hps = parse_hyperparameters({**s.fixed, "mode": "coordinator"})
-            from warmcv.modes.worker import check_n_folds
-
             check_n_folds(hps, manifest)
             setup = training_setup(hps, manifest)  # checks objective and metric against the task up front
             parallel = s.parallel or default_parallel(workers, manifest.n_folds)
@@ -219,36 +217,23 @@ class Run:
         from warmcv.model.batch import predict_file
         from warmcv.model.package import ARCHIVE_NAME, package_model
         from warmcv.model.registry import LocalModelRegistry, group_name_from
-        from warmcv.modes.coordinator import CrossValidationSummary, final_fit_hyperparameters
-        from warmcv.modes.worker import train_and_save
-        from warmcv.runners.base import FoldResult
         from warmcv.tuning.plots import make_plots
         from warmcv.tuning.report import REPORT_FILE, trial_records, write_report
 
         s = self.settings
         best = study.best_trial
-        cv = best.user_attrs[CV_ATTR]
         trial_hps = best.user_attrs[HYPERPARAMETERS_ATTR]
-        summary = CrossValidationSummary(
-            metric=setup.metric.name, direction=setup.metric.direction, n_folds=len(cv["folds"]),
-            validation_mean=cv["mean"], validation_std=cv["std"], train_mean=cv["train_mean"],
-            train_std=cv["train_std"], best_iteration_mean=cv["best_iteration_mean"],
-            recommended_num_boost_round=cv["recommended_num_boost_round"],
-            folds=[FoldResult(fold=f["fold"], train_score=f["train"], validation_score=f["validation"],
-                              best_iteration=f["best_iteration"], n_train=f["n_train"], n_valid=f["n_valid"],
-                              seconds=f["seconds"]) for f in cv["folds"]],
-            runner="local", seconds=cv["seconds"], hyperparameters=trial_hps)
+        summary = CrossValidationSummary.from_dict(best.user_attrs[CV_ATTR])
 
         started = time.monotonic()
         final_hps = final_fit_hyperparameters(trial_hps, summary)
-        self.on_stage(f"best trial #{best.number}: CV {setup.metric.name} {cv['mean']:.6f} +/- {cv['std']:.6f}; "
+        self.on_stage(f"best trial #{best.number}: CV {setup.metric.name} {summary.validation_mean:.6f} +/- "
+                      f"{summary.validation_std:.6f}; "
                       f"training the final model on all {manifest.rows} rows ({final_hps['num_boost_round']} rounds)")
         model_dir = self.run_dir / MODEL_DIR
         cross_validation = {**summary.to_dict(), "trial": best.number}
-        # train_and_save prints the SageMaker metric line ("train score:...;"), which is noise here.
-        with contextlib.redirect_stdout(io.StringIO()):
-            outcome_final = train_and_save(PreparedData.load(prepared), parse_hyperparameters(final_hps), model_dir,
-                                           self.run_dir / FINAL_DIR, cross_validation=cross_validation)
+        outcome_final = train_and_save(PreparedData.load(prepared), parse_hyperparameters(final_hps), model_dir,
+                                       self.run_dir / FINAL_DIR, cross_validation=cross_validation)
         archive = self.run_dir / ARCHIVE_NAME
         sha = package_model(model_dir, archive)
         self.timings.measure("final_fit", started)
@@ -256,8 +241,8 @@ class Run:
         registry_dir = Path(s.registry) if s.registry else self.run_dir.resolve().parent / "registry"
         group = s.model_group or group_name_from(Path(s.data).name.split(".")[0], s.target)
         metrics = {"metric": setup.metric.name, "direction": setup.metric.direction,
-                   "cv_mean": cv["mean"], "cv_std": cv["std"], "n_folds": len(cv["folds"]),
-                   "fold_scores": [f["validation"] for f in cv["folds"]], "train_score": outcome_final.train_score}
+                   "cv_mean": summary.validation_mean, "cv_std": summary.validation_std, "n_folds": summary.n_folds,
+                   "fold_scores": summary.fold_scores, "train_score": outcome_final.train_score}
         registry = LocalModelRegistry(registry_dir)
         entry = registry.register(group, model_data=archive, model_sha256=sha, metrics=metrics,
                                   hyperparameters=final_hps, run=self.run_dir, status=s.approval,
@@ -296,9 +281,10 @@ class Run:
             "search": {"sampler": s.sampler, "seed": s.seed, "trials_requested": s.trials, "counts": counts,
                        "folds": manifest.n_folds, "space": s.space, "fixed": s.fixed, "timeout": s.timeout,
                        "stopped_by_timeout": outcome.timed_out, **pool_stats},
-            "best": {"trial": best.number, "cv_mean": cv["mean"], "cv_std": cv["std"], "params": dict(best.params),
-                     "hyperparameters": trial_hps, "folds": cv["folds"],
-                     "recommended_num_boost_round": cv["recommended_num_boost_round"]},
+            "best": {"trial": best.number, "cv_mean": summary.validation_mean, "cv_std": summary.validation_std,
+                     "params": dict(best.params), "hyperparameters": trial_hps,
+                     "folds": [f.to_dict() for f in summary.folds],
+                     "recommended_num_boost_round": summary.recommended_num_boost_round},
             "final_model": {"directory": str(model_dir), "archive": str(archive), "sha256": sha,
                             "hyperparameters": final_hps, "best_iteration": outcome_final.best_iteration,
                             "train_score": outcome_final.train_score},
