@@ -32,9 +32,9 @@ def test_example_config_derives_everything_from_the_declarations(config):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"tuning": {"strategy": "Genetic"}}, "tuning.strategy 'Genetic'"),
+    ({"tuning": {"strategy": "Genetic"}}, "tuning.strategy = 'Genetic': one of 'Bayesian', 'Random', 'Hyperband', 'Grid'"),
     ({"tuning": {"parallel_trials": 50, "rounds": 20}}, "M x N = 50 x 20 = 1000"),
-    ({"training": {"keep_alive_seconds": 7200}}, "allows 0..3600"),
+    ({"training": {"keep_alive_seconds": 7200}}, "training.keep_alive_seconds = 7200: must be at most 3600"),
     ({"aws": {"role_arn": "warmcv-jobs"}}, "aws.role_arn 'warmcv-jobs' must be a full IAM role ARN"),
     ({"s3": {"root": "my-bucket/x"}}, "s3.root 'my-bucket/x' must be an s3://"),
     ({"tuning": {"ranges": ["num_leaves=1:99999999"]}}, "num_leaves"),
@@ -42,8 +42,8 @@ def test_example_config_derives_everything_from_the_declarations(config):
     ({"hyperparameters": {"num_leave": 31}}, "did you mean 'num_leaves'"),
     ({"hyperparameters": {"n_folds": 3}}, "set by the launcher"),
     ({"tuning": {"tune": ["num_boost_round"]}}, "both static and tuned"),
-    ({"tuning": {"rounds": "many"}}, "tuning.rounds: expected an integer"),
-    ({"tuning": {"roundz": 3}}, "unknown key(s) roundz"),
+    ({"tuning": {"rounds": "many"}}, "tuning.rounds = 'many': expected an integer"),
+    ({"tuning": {"roundz": 3}}, "tuning.roundz: unknown key (did you mean 'rounds'?)"),
     ({"hyperparameters": {"metric": "auto"}, "prepare": {"task": "auto"}}, "needs the objective's direction"),
     ({"image_uri": "warmcv"}, "must be a full ECR image URI"),
 ])

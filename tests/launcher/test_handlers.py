@@ -141,8 +141,15 @@ def test_output_names_never_collide_with_hyperparameters():
 
 
 def _imports(source: str) -> set[str]:
+    """What the module imports when it runs (an `if TYPE_CHECKING:` block never runs)."""
+    tree = ast.parse(source)
+    type_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                 and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+                 for statement in block.body for n in ast.walk(statement)}
     found = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

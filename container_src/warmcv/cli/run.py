@@ -10,6 +10,7 @@ from typing import Any
 
 from warmcv.cli.common import add_prepare_options, default_run_dir, parse_assignments, prepare_options_from
 from warmcv.errors import UserInputError
+from warmcv.settings.choices import APPROVAL_STATUSES, PREDICT_OUTPUTS, SAMPLERS
 
 # Options of a new run that a resume must not be given (the run folder's run.json decides them).
 _NEW_RUN_ONLY = ("data", "target", "example", "config", "search", "set", "exclude", "sampler", "seed", "out",
@@ -31,7 +32,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     source.add_argument("--example", action="store_true",
                         help="use the bundled census-like example (and predict a fresh hold-out sample of it)")
     source.add_argument("--predict", type=Path, help="CSV/Parquet to predict with the final model")
-    source.add_argument("--predict-output", choices=["probabilities", "labels"], default=None,
+    source.add_argument("--predict-output", choices=PREDICT_OUTPUTS, default=None,
                         help="classification predictions as class probabilities (default) or labels")
     search = run.add_argument_group("search")
     search.add_argument("--trials", type=int, help="trial budget (default 40); on --resume, the new total")
@@ -39,7 +40,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="trials in flight at once (default: enough to keep every worker busy, at least 2)")
     search.add_argument("--workers", type=int, help="warm worker processes (default: one per core)")
     search.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
-    search.add_argument("--sampler", choices=["tpe", "random", "gp"], help="Optuna sampler (default tpe)")
+    search.add_argument("--sampler", choices=SAMPLERS, help="Optuna sampler (default tpe)")
     search.add_argument("--seed", type=int, help="sampler seed (default 0)")
     search.add_argument("--search", action="append", metavar="NAME=SPEC",
                         help="search range: num_leaves=16:128:log, learning_rate=0.01:0.2, objective=a,b; "
@@ -57,7 +58,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                              "--timeout and --predict may change)")
     output.add_argument("--registry", type=Path, help="registry folder (default: registry/ next to the run folder)")
     output.add_argument("--model-group", help="registry model group (default: <data file>-<target>)")
-    output.add_argument("--approval", choices=["PendingManualApproval", "Approved", "Rejected"], default=None,
+    output.add_argument("--approval", choices=APPROVAL_STATUSES, default=None,
                         help="approval status of the registered model (default PendingManualApproval)")
     output.add_argument("--no-progress", action="store_true", help="one log line per trial instead of a progress bar")
     add_prepare_options(run)
@@ -129,7 +130,8 @@ def settings_from_args(args: argparse.Namespace, out: Path):
     """RunSettings for a new run: config file first, then the command line over it."""
     from warmcv.examples import EXAMPLE_TARGET, example_path
     from warmcv.model.registry import check_group_name
-    from warmcv.tuning.pipeline import RunSettings, resolve_fixed
+    from warmcv.settings.run import RunSettings
+    from warmcv.tuning.pipeline import resolve_fixed
     from warmcv.tuning.space import check_sampler, describe, resolve_space
 
     config = load_config(args.config) if args.config else {}
@@ -147,36 +149,30 @@ def settings_from_args(args: argparse.Namespace, out: Path):
     exclude = [*config.get("exclude", []), *(args.exclude or [])]
     space = resolve_space(overrides.values(), exclude=exclude, fixed=fixed)
     fixed = resolve_fixed(fixed, space)
-    prepare = prepare_options_from(args, target).__dict__
+    prepare = prepare_options_from(args, target)
 
     def pick(name: str, default: Any) -> Any:
         value = getattr(args, name)
         return value if value is not None else config.get(name, default)
 
-    sampler = check_sampler(str(pick("sampler", "tpe")))
-    trials = int(pick("trials", 40))
-    if trials < 1:
-        raise UserInputError(f"--trials {trials}: need at least 1")
-    for name in ("parallel", "workers"):
-        value = pick(name, None)
-        if value is not None and int(value) < 1:
-            raise UserInputError(f"--{name} {value}: need at least 1")
     predict = args.predict
     _check_predict_source(predict)
     if args.example and predict is None:
         predict = _write_example_holdout(out)
     if args.model_group:
         check_group_name(args.model_group)
-    return RunSettings(
+    settings = RunSettings(
         data=str(Path(data).resolve()), target=target, prepare=prepare, space=describe(space), fixed=fixed,
-        trials=trials, parallel=pick("parallel", None), workers=pick("workers", None), timeout=pick("timeout", None),
-        sampler=sampler, seed=int(pick("seed", 0)),
+        trials=pick("trials", 40), parallel=pick("parallel", None), workers=pick("workers", None),
+        timeout=pick("timeout", None), sampler=pick("sampler", "tpe"), seed=pick("seed", 0),
         predict=str(Path(predict).resolve()) if predict else None,
         predict_output=args.predict_output or "probabilities",
         registry=str(args.registry.resolve()) if args.registry else None,
         model_group=args.model_group or ("census-income-example" if args.example else None),
         approval=args.approval or "PendingManualApproval",
     )
+    check_sampler(settings.sampler)
+    return settings
 
 
 def _check_predict_source(path: Path | None) -> None:
@@ -247,7 +243,8 @@ def _run(args: argparse.Namespace) -> int:
     _require_local_extra()
     import logging
 
-    from warmcv.tuning.pipeline import Run, RunSettings, update_for_resume
+    from warmcv.settings.run import RunSettings
+    from warmcv.tuning.pipeline import Run, update_for_resume
     from warmcv.tuning.report import summary_table
     from warmcv.tuning.search import stop_flag_on_signals
 

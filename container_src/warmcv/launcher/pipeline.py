@@ -50,9 +50,9 @@ def prepare_arguments(config: LauncherConfig) -> list[str]:
     p = config.prepare
     args = ["--failure-file", PROCESSING_FAILURE_FILE, "prepare", "--data", PROCESSING_INPUT,
             "--target", p.target, "--out", PROCESSING_OUTPUT, "--folds", str(p.folds), "--task", p.task,
-            "--splitter", p.splitter, "--split-seed", str(p.split_seed)]
+            "--splitter", p.splitter, "--split-seed", str(p.seed)]
     for option, value in (("--group-column", p.group_column), ("--time-column", p.time_column),
-                          ("--categorical", ",".join(p.categorical)), ("--drop", ",".join(p.drop))):
+                          ("--categorical", ",".join(p.categorical or ())), ("--drop", ",".join(p.drop))):
         if value:
             args += [option, value]
     return args

@@ -10,14 +10,13 @@ the same result as one never interrupted.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
 import platform
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,17 +24,17 @@ from typing import Any
 import warmcv
 from warmcv.cv import CrossValidationSummary, check_n_folds, final_fit_hyperparameters, train_and_save
 from warmcv.data.manifest import MANIFEST_FILE, PreparedData, read_manifest
-from warmcv.data.prepare import PrepareOptions, prepare
+from warmcv.data.prepare import prepare
 from warmcv.declarations import TUNING_FIXED, parse_hyperparameters, static_hyperparameters
 from warmcv.errors import StopRequested, UserInputError
 from warmcv.model.params import default_threads, training_setup
+from warmcv.settings.run import RunSettings
 from warmcv.tuning.search import CV_ATTR, HYPERPARAMETERS_ATTR, Search, SearchOutcome, TrialReport
 from warmcv.tuning.space import make_sampler, space_from_description
 from warmcv.tuning.study import STUDY_FILE, counted_trials, open_study, recover_interrupted, run_lock
 
 log = logging.getLogger(__name__)
 
-SETTINGS_FILE = "run.json"
 PREPARED_DIR = "prepared"
 MODEL_DIR = "model"
 FINAL_DIR = "final"
@@ -46,41 +45,6 @@ PLOTS_DIR = "plots"
 PREDICTIONS_FILE = "predictions.csv"
 # Hyperparameters warmcv run sets itself.
 _NOT_SETTABLE = {"mode", "fold"}
-
-
-@dataclass
-class RunSettings:
-    """Everything a run needs, saved as run.json so --resume continues with exactly these."""
-
-    data: str
-    target: str
-    prepare: dict[str, Any]  # PrepareOptions fields
-    space: dict[str, dict[str, Any]]  # describe(SearchSpace)
-    fixed: dict[str, str]
-    trials: int = 40
-    parallel: int | None = None  # None: enough trials in flight to keep every worker busy
-    workers: int | None = None  # None: one per core
-    timeout: float | None = None
-    sampler: str = "tpe"
-    seed: int = 0
-    predict: str | None = None
-    predict_output: str = "probabilities"
-    registry: str | None = None  # None: <run folder's parent>/registry
-    model_group: str | None = None
-    approval: str = "PendingManualApproval"
-    format_version: int = 1
-
-    @classmethod
-    def load(cls, run_dir: Path) -> RunSettings:
-        path = run_dir / SETTINGS_FILE
-        if not path.is_file():
-            raise UserInputError(f"nothing to resume in {run_dir}: it has no {SETTINGS_FILE} (not a warmcv run folder)")
-        return cls(**json.loads(path.read_text()))
-
-    def save(self, run_dir: Path) -> None:
-        tmp = run_dir / f".{SETTINGS_FILE}.tmp"
-        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
-        os.replace(tmp, run_dir / SETTINGS_FILE)
 
 
 def resolve_fixed(user_fixed: Mapping[str, str], space: Mapping[str, Any]) -> dict[str, str]:
@@ -143,7 +107,7 @@ class Run:
             return prepared  # prepared by the run being resumed: the folds must stay the same
         started = time.monotonic()
         self.on_stage(f"preparing {self.settings.data} (target {self.settings.target!r})")
-        manifest = prepare(self.settings.data, prepared, PrepareOptions(**self.settings.prepare))
+        manifest = prepare(self.settings.data, prepared, self.settings.prepare)
         self.timings.measure("prepare", started)
         self.on_stage(f"prepared {manifest.rows} rows: task {manifest.task}, {manifest.n_folds} folds "
                       f"({manifest.splitter}), {len(manifest.schema.features)} features "
@@ -323,4 +287,4 @@ def update_for_resume(settings: RunSettings, **changes: Any) -> RunSettings:
     unknown = set(changes) - allowed
     if unknown:
         raise UserInputError(f"--resume cannot change {', '.join(sorted(unknown))}")
-    return replace(settings, **{k: v for k, v in changes.items() if v is not None})
+    return settings.replaced(**{k: v for k, v in changes.items() if v is not None})
