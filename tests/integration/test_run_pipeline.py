@@ -153,7 +153,7 @@ def test_regression_minimises_and_predicts_values(tmp_path: Path) -> None:
 
 
 def test_progress_bar_shows_the_best_score(capsys: pytest.CaptureFixture) -> None:
-    from warmcv.cli.run import TrialProgress
+    from warmcv.tuning.progress import TrialProgress
     from warmcv.tuning.search import TrialReport
 
     progress = TrialProgress(bar=True)

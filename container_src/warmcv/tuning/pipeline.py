@@ -15,7 +15,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +25,7 @@ import warmcv
 from warmcv.cv import CrossValidationSummary, check_n_folds, final_fit_hyperparameters, train_and_save
 from warmcv.data.manifest import MANIFEST_FILE, PreparedData, read_manifest
 from warmcv.data.prepare import prepare
-from warmcv.declarations import TUNING_FIXED, parse_hyperparameters, static_hyperparameters
+from warmcv.declarations import parse_hyperparameters
 from warmcv.errors import StopRequested, UserInputError
 from warmcv.model.params import default_threads, training_setup
 from warmcv.settings.run import RunSettings
@@ -43,19 +43,6 @@ FINAL_DIR = "final"
 DATASETS_DIR = ".datasets"
 PLOTS_DIR = "plots"
 PREDICTIONS_FILE = "predictions.csv"
-# Hyperparameters warmcv run sets itself.
-_NOT_SETTABLE = {"mode", "fold"}
-
-
-def resolve_fixed(user_fixed: Mapping[str, str], space: Mapping[str, Any]) -> dict[str, str]:
-    """The run's fixed hyperparameters: the tuning defaults not being searched, then the user's values (checked)."""
-    bad = sorted(set(user_fixed) & _NOT_SETTABLE)
-    if bad:
-        raise UserInputError(
-            f"{', '.join(bad)} cannot be set for warmcv run: it runs every fold, then fits on all data")
-    defaults = {k: v for k, v in TUNING_FIXED.items() if k not in space}
-    values = {**defaults, **user_fixed}
-    return static_hyperparameters(values, space)
 
 
 def default_parallel(workers: int, folds: int) -> int:
@@ -279,12 +266,3 @@ def _version(package: str) -> str | None:
         return version(package)
     except PackageNotFoundError:
         return None
-
-
-def update_for_resume(settings: RunSettings, **changes: Any) -> RunSettings:
-    """The saved settings with the few things a resume may change (budget, parallelism, timeout, predictions)."""
-    allowed = {"trials", "parallel", "workers", "timeout", "predict", "predict_output", "approval"}
-    unknown = set(changes) - allowed
-    if unknown:
-        raise UserInputError(f"--resume cannot change {', '.join(sorted(unknown))}")
-    return settings.replaced(**{k: v for k, v in changes.items() if v is not None})
