@@ -35,13 +35,13 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "tune": "warmcv.api.tune", "TuneResult": "warmcv.api.tune",
     "cross_validate": "warmcv.api.crossval", "CrossValidationResult": "warmcv.api.crossval",
-    "load_model": "warmcv.api.models", "Model": "warmcv.api.models",
+    "load_model": "warmcv.api.models", "Model": "warmcv.api.models", "load_example": "warmcv.examples",
     "WarmcvError": "warmcv.errors", "UserInputError": "warmcv.errors", "FoldFailed": "warmcv.errors",
     "StopRequested": "warmcv.errors",
 }
 __all__ = [
     "CrossValidationResult", "FoldFailed", "Model", "StopRequested", "TuneResult", "UserInputError", "WarmcvError",
-    "cross_validate", "load_model", "tune",
+    "cross_validate", "load_example", "load_model", "tune",
 ]
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from warmcv.api.models import Model, load_model
     from warmcv.api.tune import TuneResult, tune
     from warmcv.errors import FoldFailed, StopRequested, UserInputError, WarmcvError
+    from warmcv.examples import load_example
 
 
 def __getattr__(name: str) -> Any:

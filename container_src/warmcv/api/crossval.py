@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from warmcv.cv import CrossValidationSummary
+from warmcv.settings.choices import Splitter, Task
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class CrossValidationResult:
 
 
 def cross_validate(data: Any, target: str, *, params: Mapping[str, Any] | None = None, folds: int = 5,
-                   task: str = "auto", splitter: str = "auto", group_column: str | None = None,
+                   task: Task = "auto", splitter: Splitter = "auto", group_column: str | None = None,
                    time_column: str | None = None, categorical: Sequence[str] | None = None,
                    drop: Sequence[str] = (), split_seed: int = 0, workers: int | None = None) -> CrossValidationResult:
     """Cross-validate one combination of LightGBM hyperparameters.

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from warmcv.api.models import Model
 from warmcv.errors import UserInputError
+from warmcv.settings.choices import ApprovalStatus, PredictOutput, Sampler, Splitter, Task
 
 if TYPE_CHECKING:
     import optuna
@@ -103,12 +104,12 @@ def cv_results_frame(records: Sequence[Mapping[str, Any]], searched: Sequence[st
 def tune(data: Any = None, target: str | None = None, *, folds: int = 5, trials: int = 40,
          search: Mapping[str, SearchRange] | None = None, fixed: Mapping[str, Any] | None = None,
          exclude: Sequence[str] = (), out: str | Path | None = None, resume: bool = False,
-         timeout: float | None = None, seed: int = 0, sampler: str = "tpe", parallel: int | None = None,
-         workers: int | None = None, task: str = "auto", splitter: str = "auto", group_column: str | None = None,
+         timeout: float | None = None, seed: int = 0, sampler: Sampler = "tpe", parallel: int | None = None,
+         workers: int | None = None, task: Task = "auto", splitter: Splitter = "auto", group_column: str | None = None,
          time_column: str | None = None, categorical: Sequence[str] | None = None, drop: Sequence[str] = (),
-         split_seed: int = 0, predict: Any = None, predict_output: str | None = None,
+         split_seed: int = 0, predict: Any = None, predict_output: PredictOutput | None = None,
          registry: str | Path | None = None, model_group: str | None = None,
-         approval: str | None = None, progress: bool = True) -> TuneResult:
+         approval: ApprovalStatus | None = None, progress: bool = True) -> TuneResult:
     """Tune LightGBM with k-fold cross-validation; fit, package and register the best model.
 
     `data`: a pandas DataFrame or a CSV/Parquet path (a file or a folder of parts). `search` changes the

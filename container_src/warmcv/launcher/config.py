@@ -206,7 +206,7 @@ class LauncherConfig:
         return "/".join([self.s3.root.rstrip("/"), *parts])
 
 
-SECTIONS: dict[str, type] = {
+SECTIONS: dict[str, type[Settings]] = {
     "aws": AwsSection, "s3": S3Section, "prepare": PrepareSection, "tuning": TuningSection,
     "training": TrainingSection, "transform": TransformSection, "pipeline": PipelineSection,
 }
@@ -240,7 +240,7 @@ def load_config(data: Mapping[str, Any]) -> LauncherConfig:
     if unknown:
         raise UserInputError(
             f"config: unknown key(s) or table(s) {', '.join(unknown)}; known: {', '.join(sorted(top))}")
-    sections = {}
+    sections: dict[str, Any] = {}
     problems = []
     for name, cls in SECTIONS.items():
         raw = data.get(name, {})

@@ -40,10 +40,10 @@ def new_run_settings(data: Path | str, target: str, prepare: PrepareOptions, *, 
     `options` the other RunSettings fields (trials, sampler, seed, ...), each validated."""
     user_fixed = dict(fixed or {})
     space = resolve_space(search, exclude=exclude, fixed=user_fixed)
+    paths: dict[str, Any] = {k: str(Path(v).resolve()) for k, v in options.items()
+                             if k in ("predict", "registry") and v is not None}
     settings = RunSettings(data=str(Path(data).resolve()), target=target, prepare=prepare, space=describe(space),
-                           fixed=resolve_fixed(user_fixed, space),
-                           **{k: (str(Path(v).resolve()) if k in ("predict", "registry") and v is not None else v)
-                              for k, v in options.items()})
+                           fixed=resolve_fixed(user_fixed, space), **{**options, **paths})
     check_sampler(settings.sampler)
     return settings
 
