@@ -42,6 +42,7 @@ class Model:
 
     @property
     def features(self) -> list[str]:
+        """The feature columns the model needs, in training order (extra input columns are ignored)."""
         return [f["name"] for f in self.metadata.features]
 
     def predict(self, data: pd.DataFrame) -> pd.DataFrame:
