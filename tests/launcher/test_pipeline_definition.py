@@ -141,7 +141,8 @@ def test_best_hyperparameters_feed_the_final_training(example_definition, config
     assert static["mode"] == "worker" and static["fold"] == "all" and "fold_runner" not in static
     assert train["InputDataConfig"][0]["ChannelName"] == "train"
     assert train["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == {"Get": PREPARED}
-    assert train["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 900
+    # The release step ends the run's pools right after: a keep-alive here would be billed for nothing.
+    assert "KeepAlivePeriodInSeconds" not in train["ResourceConfig"]
     assert train["Tags"] == [{"Key": "warmcv:role", "Value": "final"}]
 
 
@@ -165,8 +166,7 @@ def test_model_registration_and_transform_wiring(example_definition, config: Lau
     assert transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == config.s3.batch_input
     release = s["ReleaseWarmPools"]
     assert release["FunctionArn"].endswith(":function:warmcv-release-warm-pools")
-    assert release["Arguments"] == {"tuning_job_name": get("Tune", "HyperParameterTuningJobName"),
-                                    "training_job_names": get("TrainFinal", "TrainingJobName")}
+    assert release["Arguments"] == {"tuning_job_name": get("Tune", "HyperParameterTuningJobName")}
 
 
 def test_image_and_role_everywhere(example_definition, config: LauncherConfig):
@@ -279,3 +279,14 @@ def test_tune_sends_the_dry_run_request(monkeypatch):
                           {"HyperParameterTuningJobName": "warmcv-t1", **request})
         assert tuner.start_tuning(config, job_name="warmcv-t1", client=client) == "warmcv-t1"
         stub.assert_no_pending_responses()
+
+
+def test_no_classic_experiment_per_execution(example_definition):
+    """Switched off on purpose (see build_pipeline): it needs IAM grants for records warmcv never reads."""
+    assert example_definition.get("PipelineExperimentConfig") is None
+
+
+def test_the_final_job_keeps_its_pool_only_when_nothing_releases_it(tmp_path: Path):
+    kept = steps(definition(tmp_path, "--no-release-warm-pools"))
+    assert kept["TrainFinal"]["Arguments"]["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 900
+    assert "ReleaseWarmPools" not in kept

@@ -20,7 +20,8 @@ from pydantic import AliasChoices, BeforeValidator, Field
 from warmcv.declarations import (
     DEFAULT_METRIC,
     SCORING_METRICS,
-    TUNABLE,
+    TUNING_FIXED,
+    TUNING_SEARCHED,
     SearchSpace,
     build_search_space,
     static_hyperparameters,
@@ -170,12 +171,19 @@ class LauncherConfig:
 
     @property
     def early_stopping_rounds(self) -> int:
-        return int(self.hyperparameters.get("early_stopping_rounds", "0"))
+        return int(self.static_hyperparameters().get("early_stopping_rounds", "0"))
 
     def search_space(self) -> SearchSpace:
-        """`tuning.tune` (default: every declared tunable not fixed in [hyperparameters]), then `tuning.ranges`."""
-        names = self.tuning.tune or [name for name in TUNABLE if name not in self.hyperparameters]
+        """`tuning.tune` (default: what `warmcv run` searches, less what [hyperparameters] fixes), then
+        `tuning.ranges`: the same default space on SageMaker as on one machine."""
+        names = self.tuning.tune or [name for name in TUNING_SEARCHED if name not in self.hyperparameters]
         return build_search_space(names, self.tuning.ranges)
+
+    def static_hyperparameters(self) -> dict[str, str]:
+        """The user's [hyperparameters] over the values `warmcv run` holds fixed unless told otherwise
+        (num_boost_round as an upper bound, early stopping on), minus anything being searched."""
+        space = self.search_space()
+        return {**{k: v for k, v in TUNING_FIXED.items() if k not in space}, **self.hyperparameters}
 
     def coordinator_hyperparameters(self) -> dict[str, str]:
         """The tuner's static hyperparameters: the user's, plus what makes each trial a K-fold coordinator.
@@ -183,7 +191,7 @@ class LauncherConfig:
         The coordinator trains fold 0 itself unless [hyperparameters] says coordinator_trains_fold = false:
         K instances per trial instead of K + 1 (0.82 x the instance-hours in docs/simulation.md), never later.
         """
-        values = {"coordinator_trains_fold": "true", **self.hyperparameters, "metric": self.metric,
+        values = {"coordinator_trains_fold": "true", **self.static_hyperparameters(), "metric": self.metric,
                   "mode": "coordinator",
                   "fold_runner": "sagemaker", "n_folds": str(self.prepare.folds),
                   "keep_alive_seconds": str(self.training.keep_alive_seconds)}
@@ -191,7 +199,7 @@ class LauncherConfig:
 
     def worker_hyperparameters(self) -> dict[str, str]:
         """The final training's hyperparameters known before the run (the tuned ones come from the Lambda)."""
-        values = {**self.hyperparameters, "metric": self.metric, "mode": "worker", "fold": "all",
+        values = {**self.static_hyperparameters(), "metric": self.metric, "mode": "worker", "fold": "all",
                   "n_folds": str(self.prepare.folds)}
         return static_hyperparameters(values, self.search_space())
 
@@ -325,6 +333,18 @@ def _validate(config: LauncherConfig) -> None:
         raise UserInputError("invalid launcher config: " + "; ".join(p))
     # Validated through the declarations: ranges, and static values that must not also be tuned.
     config.coordinator_hyperparameters()
+
+
+# CreateHyperParameterTuningJob, HyperParameterTuningJobName: length 1-32, pattern below (API reference;
+# botocore's model checks neither, so a bad name would fail only at AWS).
+_TUNING_JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$")
+
+
+def check_tuning_job_name(name: str) -> None:
+    if len(name) > 32 or not _TUNING_JOB_NAME.match(name):
+        raise UserInputError(
+            f"tuning job name {name!r} ({len(name)} characters): SageMaker takes 1-32 letters, digits and "
+            "hyphens, starting and ending with a letter or digit")
 
 
 def require(config: LauncherConfig, *keys: str) -> None:

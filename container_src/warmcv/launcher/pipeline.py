@@ -142,13 +142,15 @@ def build_pipeline(config: LauncherConfig, session: Any | None = None) -> Any:
     )
     best = step_best.properties.Outputs
 
-    # 4. The final training on all data with the best values; its instance stays warm for a re-run.
+    # 4. The final training on all data with the best values. Its instance stays warm for a re-run only when
+    # the release step is off: with it on, the pool would be killed by that very step (billed for nothing).
     from sagemaker.core.shapes import Tag
 
     final_hyperparameters: dict[str, Any] = {
         name: value for name, value in config.worker_hyperparameters().items() if name not in from_tuning}
     final_hyperparameters.update({name: best[name] for name in from_tuning})
-    final = trainer(config, session, final_hyperparameters, keep_alive=config.training.keep_alive_seconds,
+    final_keep_alive = 0 if config.pipeline.release_warm_pools else config.training.keep_alive_seconds
+    final = trainer(config, session, final_hyperparameters, keep_alive=final_keep_alive,
                     base_job_name="warmcv-final", output=config.uri("final"),
                     tags=[Tag(key=tag_keys.ROLE, value=tag_keys.ROLE_FINAL)], worker_metrics=True)
     step_train = TrainingStep(name=STEP_TRAIN, step_args=final.train(
@@ -202,12 +204,16 @@ def build_pipeline(config: LauncherConfig, session: Any | None = None) -> Any:
         steps.append(LambdaStep(
             name=STEP_RELEASE,
             lambda_func=Lambda(function_arn=_function_arn(config, release_function.name), session=session),
-            inputs={"tuning_job_name": step_tune.properties.HyperParameterTuningJobName,
-                    "training_job_names": step_train.properties.TrainingJobName},
+            inputs={"tuning_job_name": step_tune.properties.HyperParameterTuningJobName},
             outputs=[LambdaOutput(output_name="released", output_type=LambdaOutputTypeEnum.Integer)],
             depends_on=[last, step_register],
         ))
-    return Pipeline(name=config.pipeline.name, steps=steps, sagemaker_session=session)
+    # No SageMaker Experiments (classic) experiment and trial per execution: the SDK's default would need the
+    # pipeline role to create experiments and trials and associate every job, for records warmcv never reads
+    # (a run's record is its model package and, with tracking on, its MLflow runs), and the SDK applies that
+    # default only in some regions, so the same config would give different definitions by region.
+    return Pipeline(name=config.pipeline.name, steps=steps, sagemaker_session=session,
+                    pipeline_experiment_config=None)
 
 
 def definition_json(config: LauncherConfig) -> str:

@@ -19,7 +19,7 @@ from warmcv.declarations import (
     sagemaker_parameter_ranges,
     tuning_objective,
 )
-from warmcv.launcher.config import LauncherConfig
+from warmcv.launcher.config import LauncherConfig, check_tuning_job_name
 from warmcv.launcher.sdk import pipeline_session
 
 
@@ -161,8 +161,9 @@ def start_tuning(config: LauncherConfig, job_name: str | None = None, client: An
     """
     import time
 
-    request = tuning_request(config)
     name = job_name or f"warmcv-{time.strftime('%y%m%d-%H%M%S', time.gmtime())}"
+    check_tuning_job_name(name)
+    request = tuning_request(config)
     if client is None:
         import boto3
 
