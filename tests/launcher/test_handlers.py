@@ -100,7 +100,7 @@ def test_best_trial_returns_tuned_values_cv_rounds_and_writes_statistics(coordin
     assert out["learning_rate"] == "0.2" and out["num_leaves"] == "15"
     # early stopping was on: the final fit takes the rounds the folds found, not the upper bound 200
     assert out["num_boost_round"] == str(summary["recommended_num_boost_round"]) != "200"
-    assert float(out[handlers.CV_MEAN]) == summary["validation_mean"]
+    assert out[handlers.CV_MEAN] == summary["validation_mean"] and isinstance(out[handlers.CV_MEAN], float)
     assert float(out[handlers.CV_STD]) == summary["validation_std"] > 0
     assert out[handlers.BEST_TRAINING_JOB] == BEST and out[handlers.EVALUATION_URI] == EVALUATION_URI
     stats = written["binary_classification_metrics"]["auc"]

@@ -137,6 +137,9 @@ class PipelineSection(Settings):
     best_hyperparameters_lambda: str = "warmcv-best-hyperparameters"
     release_warm_pools: bool = True
     release_warm_pools_lambda: str = "warmcv-release-warm-pools"
+    # The CV mean the best trial must beat to be registered (default: a constant model's AUC 0.5 or R2 0;
+    # no gate for other metrics). A pipeline parameter, so an execution may set it.
+    baseline_objective: float | None = Field(None, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)
