@@ -91,15 +91,16 @@ def test_a_trial_ends_moments_after_its_last_fold_with_paced_creates_and_few_pol
     timing = Timing()
     last_end = max(sim.end_time(n) for n in sim.jobs)
     assert 0 <= sim.clock.monotonic() - last_end <= timing.poll_fraction * (1 + timing.jitter) * last_end
-    # Every tick looks at every fold for one ListTrainingJobs; a fold is described once, when it has ended.
+    # Every tick looks at every fold for one ListTrainingJobs; a completed fold's metrics.json is read from where
+    # its request put it, with no describe.
     calls = runner.api.calls
-    assert calls.describes == K and calls.lists == len(polls(sim)) <= 15 * K
+    assert calls.describes == 0 and calls.s3_reads == K and calls.lists == len(polls(sim)) <= 15 * K
     assert calls.stops == 0
 
 
 def test_every_tick_sees_every_fold_at_no_more_calls_than_describing_them():
-    """A fold's end is seen on the next tick whichever fold it is, for one list a tick plus one describe a fold:
-    no more calls than the one-describe-a-tick round robin before the first end and K describes a tick after it."""
+    """A fold's end is seen on the next tick whichever fold it is, for one list a tick: no more calls than the
+    one-describe-a-tick round robin before the first end and K describes a tick after it."""
     for seed in range(10):
         sim = SimulatedSageMaker(ManualClock(), durations=lambda r: (20.0, 100.0 + 3 * int(r["HyperParameters"]["fold"])))
         runner = make_runner(sim, seed=seed)
@@ -109,11 +110,12 @@ def test_every_tick_sees_every_fold_at_no_more_calls_than_describing_them():
         before = sum(1 for t in ticks if t < first_end)
         after = len(ticks) - before
         assert runner.api.calls.lists + runner.api.calls.describes <= before + K * after
-        for name in sim.jobs:  # seen by the first tick after it ended
+        reads = {c.name: c.at for c in sim.calls if c.operation == "GetObject"}
+        for name in sim.jobs:  # its output read at the first tick after it ended
             seen = min(t for t in ticks if t >= sim.end_time(name))
             previous = max(t for t in ticks if t < sim.end_time(name))
             assert seen - previous <= Timing().poll_max * (1 + Timing().jitter)
-            assert describes_of(sim, name) == [seen]
+            assert reads[name] == seen and describes_of(sim, name) == []
 
 
 def test_polling_adds_little_to_trials_whose_folds_end_together():
@@ -433,11 +435,20 @@ def test_copied_tags_the_service_rejects_are_dropped_not_fatal(caplog):
 
 def test_a_fold_stopped_by_its_own_max_runtime_says_so():
     class MaxRuntime(SimulatedSageMaker):
+        """Fold 1 ends Stopped/MaxRuntimeExceeded instead of Completed, in its summary and its description."""
+
+        @staticmethod
+        def _stopped(job):
+            if job["TrainingJobStatus"] == "Completed" and job["TrainingJobName"].endswith("-f1"):
+                job.update(TrainingJobStatus="Stopped", SecondaryStatus="MaxRuntimeExceeded")
+            return job
+
         def describe_training_job(self, *, TrainingJobName):  # noqa: N803
-            out = super().describe_training_job(TrainingJobName=TrainingJobName)
-            if out["TrainingJobStatus"] == "Completed" and out["TrainingJobName"].endswith("-f1"):
-                out.update(TrainingJobStatus="Stopped", SecondaryStatus="MaxRuntimeExceeded")
-            return out
+            return self._stopped(super().describe_training_job(TrainingJobName=TrainingJobName))
+
+        def list_training_jobs(self, **request):
+            page = super().list_training_jobs(**request)
+            return {**page, "TrainingJobSummaries": [self._stopped(s) for s in page["TrainingJobSummaries"]]}
 
     sim = MaxRuntime(ManualClock(), start_seconds=10, train_seconds=100)
     with pytest.raises(FoldFailed, match=r"trial-7-f1 reached its MaxRuntimeInSeconds \(86400 s"):

@@ -201,10 +201,10 @@ def estimate(inputs: PlanInputs, warm: bool) -> Estimate:
     cost = hours["total"] * inputs.price if inputs.price is not None else None
 
     # Polls: one ListTrainingJobs a tick (every fold at once), quick again from the first fold's end until the
-    # last's; one describe for each fold when it ends, and one on itself.
+    # last's; a completed fold's output is read from where its request puts it: one describe, on itself.
     lists = (polls_before_first_finish(inputs.timing, later["create_pacing"] + fold_startup_later + inputs.train)
              + 1 + (k - 1) * create_gap(inputs.timing) / inputs.timing.poll_finish)
-    describes = 1 + k
+    describes = 1
     if m > 1:
         notes.append(f"the first round's {m * k} creates share the account's ~{CREATE_LIMIT:g}/s: botocore's adaptive "
                      f"retries and the runner's pacing spread them over about {m * k / CREATE_LIMIT:.0f} s (once)")

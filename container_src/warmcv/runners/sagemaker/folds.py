@@ -6,10 +6,13 @@
   re-attaches to its folds instead of duplicating them. A job of the same name that is NOT ours is never
   touched. A previous attempt's fold that ended Failed or Stopped is started again as `-r2`, `-r3`, ...
 - **Watched, every fold every tick, cheaply.** One ListTrainingJobs (by the fold names' common prefix,
-  created since the coordinator) shows every fold's status; only a fold that reached an end (or is
-  being stopped) is then described, once, for its FailureReason, outputs and warm pool. A role without
-  ListTrainingJobs falls back to describing every running fold each tick, and the log says so.
-- **Read.** Scores from the fold's metrics.json in output.tar.gz; FinalMetricDataList as a fallback.
+  created since the coordinator) shows every fold's status and warm pool. A completed fold's scores are
+  read from its output.tar.gz, whose place its own request decides (its output is always GZIP), so it
+  needs no describe; only a fold that failed or is being stopped is described, once, for its
+  FailureReason. A role without ListTrainingJobs falls back to describing every running fold each tick,
+  and the log says so.
+- **Read.** Scores from the fold's metrics.json in output.tar.gz; if that cannot be read, the fold is
+  described and its FinalMetricDataList used instead.
 - **Warm pools watched.** With a keep-alive, a completed fold whose pool was not kept is reported with the
   quota to raise ('<type> for training warm pool usage', 0 by default: SageMaker then keeps no pool and
   raises no error).
@@ -215,6 +218,11 @@ class FoldJobs:
             if summary is None:
                 if now - fold.created_at < self.timing.not_found_grace:
                     continue  # just created: ListTrainingJobs may not show it yet
+            elif summary.get("TrainingJobStatus") == "Completed":
+                self._note_status(fold, "Completed", summary.get("SecondaryStatus", ""), summary.get("WarmPoolStatus"))
+                if self._complete(fold, summary):
+                    finished += 1
+                    continue
             elif not self._noted(fold, summary):
                 continue
             outcome = self._describe(fold, now)
@@ -222,6 +230,23 @@ class FoldJobs:
                 return True, finished
             finished += outcome
         return False, finished
+
+    def _complete(self, fold: FoldJob, summary: Mapping[str, Any]) -> bool:
+        """A completed fold's scores from its output.tar.gz, found from its own request; False if they cannot be
+        read that way (then a describe gives the FinalMetricDataList fallback)."""
+        assert fold.request is not None
+        uri = rules.output_locations(fold.request, str(fold.name))["output"]
+        try:
+            fold.result = result_from_metrics(metrics_from_archive(self.api.read_s3_object(uri)), fold.task.fold,
+                                              wall_seconds=self.clock.monotonic() - fold.created_at,
+                                              executor=str(fold.name))
+        except (ApiError, KeyError, ValueError, TypeError, tarfile.TarError, UnicodeDecodeError) as error:
+            log.info("fold %d: %s could not be read (%s); describing the job", fold.task.fold, uri, error)
+            return False
+        fold.state = "done"
+        log.info("fold %d: %s completed in %.0f s", fold.task.fold, fold.name, fold.result.wall_seconds)
+        self._check_pool_kept(fold, summary)
+        return True
 
     def _poll_by_describe(self, running: list[FoldJob], now: float) -> tuple[bool, int]:
         finished = 0
@@ -304,7 +329,7 @@ class FoldJobs:
     def warm_pool_quota(self) -> str:
         return rules.warm_pool_quota_name(str(self.template.base.get("ResourceConfig", {}).get("InstanceType")))
 
-    def _check_pool_kept(self, fold: FoldJob, description: Mapping[str, Any]) -> None:
+    def _check_pool_kept(self, fold: FoldJob, description: Mapping[str, Any]) -> None:  # a summary or a description
         """A completed fold with a keep-alive should leave a pool (rules.keeps_warm_pool); without warm-pool quota
         SageMaker keeps none, silently (rules.WARM_POOL_QUOTA)."""
         if self.template.keep_alive_seconds <= 0:

@@ -52,7 +52,9 @@ class FoldsTimedOut(UserInputError):
 
 class LocalFold(Protocol):
     """A fold the coordinator trains itself: `future` (done/exception/result -> metrics dict), `started` on the
-    runner's clock, `cancel()`, `close()`. `_InProcessFold` in a container; a simulator passes its own."""
+    runner's clock, `cancel()`, `close()`. `_InProcessFold` in a container; a simulator passes its own, which
+    may also say when it will be done (`done_at` on the runner's clock): the runner then looks at it at that
+    moment instead of every `local_check` seconds (in simulated time every look is a thread switch)."""
 
     future: Any
     started: float
@@ -300,7 +302,8 @@ class SageMakerFoldRunner(FoldRunner):
         candidates = [w for w in wakes if w is not None]
         folds = self.jobs.folds
         if self._local is not None and folds and folds[0].state != "done":
-            candidates.append(now + self.timing.local_check)
+            done_at = getattr(self._local, "done_at", None)
+            candidates.append(max(now, done_at) if done_at is not None else now + self.timing.local_check)
         if self.deadline is not None:
             candidates.append(self.deadline)
         if not candidates:
