@@ -2,7 +2,7 @@
 
 Everything SageMaker does (pool matching, quotas, rates, statuses, billing, outputs) is the package's one
 model, `warmcv.training_service`; this module only adds what a test needs and AWS never does on purpose:
-fixed or per-request durations, throttling on demand, a quota error on every create, missing output
+fixed or per-request durations, throttling on demand, ResourceLimitExceeded on creates, missing output
 archives, and tags for resources the model does not hold. The fold runner's timing tests and
 bench/sagemaker_api_calls.py drive the real runner against it on a ManualClock.
 """
