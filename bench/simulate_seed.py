@@ -3,8 +3,9 @@
     python bench/simulate_seed.py            # about two minutes on 2 cores
     python bench/simulate_seed.py --quick    # N = 30 instead of 120
 
-1. design.md's figure: N = 120 sequential rounds, 3-minute start, 2-minute training: ~10 h cold, ~4 h warm,
-   under design.md's own assumptions (instant warm starts, exact times), closed form and simulated.
+1. The motivating figure: N = 120 sequential rounds, 3-minute start, 2-minute training: N x (S + T) = 10 h cold,
+   S + T + (N - 1) x T = 4.05 h warm, under its own assumptions (instant warm starts, exact times), closed form
+   and simulated.
 2. The seed's configuration, M = 4 parallel trials x N = 120 rounds x K = 5 folds (2,880 jobs), with noisy
    times (10 %): the K + 1 design and coordinator_trains_fold, cold and warm, with 20-second warm starts
    and with instant ones; wall time against the training-only limit, warmcv's own share, instance-hours.
@@ -39,7 +40,7 @@ def own_share(report: SimulationReport) -> float:
 
 
 def seed_figure(rounds: int) -> None:
-    print(f"## 1. design.md's figure: N = {rounds} sequential rounds, 3-min start, 2-min training, K = 5\n")
+    print(f"## 1. The motivating figure: N = {rounds} sequential rounds, 3-min start, 2-min training, K = 5\n")
     seed = seed_model(PlanInputs(parallel=1, rounds=rounds, folds=5, startup=S, train=T))
     instant = Workload(startup=S, train=T, warm_startup=0.0, train_cv=0.0, startup_cv=0.0)
     rows = []
@@ -50,8 +51,8 @@ def seed_figure(rounds: int) -> None:
         report = simulate(Tuning(parallel=1, rounds=rounds, folds=5, keep_alive=keep_alive), instant)
         rows.append([label, hours(seed_seconds), hours(closed.wall_seconds), hours(report.wall_seconds),
                      f"{own_share(report):.1f} s", f"{report.real_seconds:.1f} s"])
-    print(markdown(["", "design.md", "warmcv plan", "warmcv simulated", "warmcv's own per trial", "real time"], rows))
-    print("\nBoth warmcv columns add what design.md leaves out: the coordinator's own cold start in the first "
+    print(markdown(["", "arithmetic", "warmcv plan", "warmcv simulated", "warmcv's own per trial", "real time"], rows))
+    print("\nBoth warmcv columns add what the arithmetic leaves out: the coordinator's own cold start in the first "
           "round, and per trial the paced creates, the polls and the S3 reads.\n")
 
 

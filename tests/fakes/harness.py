@@ -17,7 +17,7 @@ IMAGE = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/warmcv:test"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/service-role/warmcv-coordinator"
 # Test-speed timing for the coordinator processes (production defaults are seconds to a minute).
 FAST_TIMING = ("create_interval=0.15,poll_min=0.15,poll_fraction=0.05,poll_max=0.6,retry_min=0.2,retry_max=1.5,"
-               "stop_budget=20,deadline_margin=5,local_check=0.1")
+               "quota_retry_min=0.3,quota_retry_max=1,quota_patience=4,stop_budget=20,deadline_margin=5,local_check=0.1")
 
 
 def coordinator_request(name: str, data_uri: str, hyperparameters: dict[str, str], *,

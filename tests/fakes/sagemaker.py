@@ -1,28 +1,27 @@
-"""A small SageMaker training-job service for tests, reached by real boto3 clients over HTTP.
+"""The package's SageMaker service model behind HTTP, reached by real boto3 clients, running real containers.
 
 moto's SageMaker completes every job at once, silently overwrites duplicate names, has no
 StopTrainingJob, no warm pools and no throttling, so it cannot test a coordinator. This fake speaks the
 same wire protocol as SageMaker (AWS JSON 1.1 on POST /, `X-Amz-Target: SageMaker.<Operation>`), so the
 code under test uses an ordinary boto3 client pointed at it (endpoint_url, or AWS_ENDPOINT_URL_SAGEMAKER
-in a child process). Each job RUNS THE REAL CONTAINER CODE on the container contract in a temp dir:
+in a child process). Every rule of the service (names, request limits, the warm-pool matching rule,
+one job per pool, quotas and AWS's ResourceLimitExceeded message, rates, statuses, billing, output
+locations) is the package's one model, `warmcv.training_service`; this module only drives it: each job
+RUNS THE REAL CONTAINER CODE on the container contract in a temp dir:
 
-    Starting (cold start, or a short warm start when a matching warm pool is free)
-    -> Downloading (channels copied from S3, here moto's S3 server)
+    Starting (a cold start, or a short warm start when the model handed it a warm pool)
+    -> Downloading (TrainingStartTime; channels copied from moto's S3, warm jobs included)
     -> Training (`python -m warmcv train --base-dir ...` or the toolkit's `train`, as a child process)
-    -> Uploading (model/ -> model.tar.gz, output/data/ -> output.tar.gz)
-    -> Completed | Failed (FailureReason = the failure file) | Stopped (SIGTERM, SIGKILL after a grace)
+    -> Uploading (model/ and output/data/ by the request's CompressionType)
+    -> Completed | Failed (FailureReason "AlgorithmError: " + the failure file) | Stopped (SIGTERM, SIGKILL
+       after a grace)
 
-It also keeps warm pools (matching on the fields SageMaker matches, one job per pool, expiry after
-KeepAlive scaled to test time), scrapes FinalMetricDataList from the job's log with its MetricDefinitions,
-enforces the request limits botocore does not (name pattern and length, KeepAlive <= 3600, hyperparameter
-and tag limits, reserved tag keys), an instance quota (ResourceLimitExceeded), per-operation rate limits
-and injected ThrottlingException storms, and records every call.
+What a test may add on top, and AWS never does on purpose, lives here too: start delays, corrupted
+data, a missing output archive, throttling and quota refusals on demand, restarts.
 """
 
 from __future__ import annotations
 
-import copy
-import io
 import json
 import os
 import re
@@ -30,32 +29,30 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore import xform_name
+from botocore.exceptions import ClientError
 
 from tests.fakes.s3 import CREDENTIALS, REGION
-from warmcv.simulation.sagemaker import POOL_KEY_FIELDS  # fields SageMaker compares before reusing a pool
+from warmcv.clock import SYSTEM_CLOCK
+from warmcv.training_service import rules
+from warmcv.training_service.api import SageMakerApi, client_error
+from warmcv.training_service.service import ACCOUNT, TERMINAL, Quotas, TrainingJob, TrainingService, archive
 
-ACCOUNT = "123456789012"
-NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
-TERMINAL = ("Completed", "Failed", "Stopped")
+__all__ = ["ACCOUNT", "FakeSageMaker", "FakeTiming", "Fault"]
 REPO = Path(__file__).resolve().parents[2]
-
-
-class FakeError(Exception):
-    def __init__(self, code: str, message: str, status: int = 400):
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
+_TIMESTAMPS = ("CreationTimeAfter", "CreationTimeBefore", "LastModifiedTimeAfter", "LastModifiedTimeBefore")
 
 
 @dataclass
@@ -63,7 +60,6 @@ class FakeTiming:
     cold_start: float = 0.8  # Starting without a warm pool
     warm_start: float = 0.05  # Starting on a reused warm pool
     stop_grace: float = 20.0  # SIGKILL this long after SIGTERM (SageMaker: 120 s)
-    keep_alive_scale: float = 0.01  # one KeepAlive second lasts this many real seconds
 
 
 @dataclass
@@ -78,77 +74,53 @@ class Fault:
 
 
 @dataclass
-class Call:
-    at: float
-    operation: str
-    name: str
-    outcome: str  # "OK" or the error code
-
-
-@dataclass
-class Pool:
-    key: str
-    holder: str
-    instance_type: str
-    count: int
-    cache_dir: Path
-    state: str = "InUse"
-    expires_at: float = 0.0
-
-
-class _RateLimit:
-    """Token bucket: `rate` requests per second, `burst` at once."""
-
-    def __init__(self, rate: float, burst: int = 1):
-        self.rate, self.burst = rate, burst
-        self.tokens, self.updated = float(burst), time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
-def _get(document: dict, dotted: str) -> Any:
-    value: Any = document
-    for part in dotted.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
-
-
-@dataclass
 class FakeJob:
-    request: dict
-    arn: str
-    created: float
-    status: str = "InProgress"
-    secondary: str = "Starting"
-    failure_reason: str | None = None
-    transitions: list = field(default_factory=list)
-    start_time: float | None = None
-    end_time: float | None = None
-    modified: float = 0.0
-    final_metrics: list = field(default_factory=list)
-    warm_pool: dict | None = None
-    pool: Pool | None = None
+    """A job's process side; its SageMaker side is the model's `TrainingJob` (`.model`)."""
+
+    model: TrainingJob
     process: subprocess.Popen | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
     restart_event: threading.Event = field(default_factory=threading.Event)
     faults: list = field(default_factory=list)
-    tuning_job_arn: str | None = None
     attempts: int = 0
     logs: list = field(default_factory=list)  # one text per attempt
     exit_codes: list = field(default_factory=list)  # the container's exit code, per attempt
     bases: list = field(default_factory=list)  # the contract's base dir, per attempt
+    cache_dir: Path | None = None  # its warm pool's persistent cache
     thread: threading.Thread | None = None
 
     @property
     def name(self) -> str:
-        return self.request["TrainingJobName"]
+        return self.model.name
+
+    @property
+    def request(self) -> dict:
+        return self.model.request
+
+    @property
+    def status(self) -> str:
+        return self.model.status
+
+    @property
+    def secondary(self) -> str:
+        return self.model.secondary
+
+    @property
+    def failure_reason(self) -> str | None:
+        return self.model.failure_reason
+
+    @property
+    def warm_pool(self) -> dict | None:
+        return self.model.warm_pool_status
+
+    @property
+    def final_metrics(self) -> list:
+        return self.model.final_metrics
+
+
+def _kind(request: dict) -> str:
+    return {"coordinator": "coordinator", "worker": "fold"}.get((request.get("HyperParameters") or {}).get("mode"),
+                                                                "job")
 
 
 class FakeSageMaker:
@@ -160,15 +132,17 @@ class FakeSageMaker:
         self.command = command  # "cli": python -m warmcv train; "toolkit": sagemaker-training's `train`
         self.child_env = dict(child_env or {})
         self.lock = threading.RLock()
+        self.instance_quota: dict[str, int] = {}  # '<type> for training job usage' (absent: enough)
+        self.warm_pool_quota: dict[str, int] = {}  # '<type> for training warm pool usage' (absent: enough)
+        self.service = TrainingService(SYSTEM_CLOCK, quotas=Quotas(self.instance_quota, self.warm_pool_quota),
+                                       kind_of=_kind)
+        self.api = SageMakerApi(self.service)
         self.jobs: dict[str, FakeJob] = {}
-        self.pools: list[Pool] = []
-        self.calls: list[Call] = []
         self.faults: list[Fault] = []
-        self.rate_limits: dict[str, _RateLimit] = {}
-        self.throttle_next: Counter = Counter()
-        self.instance_quota: dict[str, int] = {}
-        self.warm_pool_quota: int = 100
+        self.throttle_next: Counter = Counter()  # operation -> the next N requests are throttled
+        self.refuse_next: Counter = Counter()  # operation -> the next N requests get ResourceLimitExceeded
         self.tuning_job_arns: dict[str, str] = {}
+        self._cache_dirs: dict[int, Path] = {}  # warm pool id -> its persistent cache
         self.s3 = boto3.client("s3", endpoint_url=s3_url, region_name=REGION,
                                aws_access_key_id="testing", aws_secret_access_key="testing")
         fake = self
@@ -180,7 +154,7 @@ class FakeSageMaker:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 operation = self.headers.get("X-Amz-Target", "").split(".", 1)[-1]
                 status, payload = fake.handle(operation, json.loads(body or b"{}"))
-                data = json.dumps(payload).encode()
+                data = json.dumps(payload, default=_json_default).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/x-amz-json-1.1")
                 self.send_header("Content-Length", str(len(data)))
@@ -204,6 +178,10 @@ class FakeSageMaker:
         self._thread.start()
 
     # -- control ---------------------------------------------------------------------------------------
+    @property
+    def calls(self) -> list:
+        return self.service.calls
+
     def client(self, **config: Any):
         from botocore.config import Config
 
@@ -212,7 +190,8 @@ class FakeSageMaker:
                             config=Config(retries={"mode": "adaptive", "total_max_attempts": 10}, **config))
 
     def limit_rate(self, operation: str, per_second: float, burst: int = 1) -> None:
-        self.rate_limits[operation] = _RateLimit(per_second, burst)
+        with self.lock:
+            self.service.set_rate(operation, per_second, burst)
 
     def restart(self, name: str) -> None:
         """Kill the job's process with SIGKILL and run it again (SageMaker's RetryStrategy after a crash)."""
@@ -243,8 +222,7 @@ class FakeSageMaker:
 
     def count(self, operation: str, outcome: str | None = None, prefix: str = "") -> int:
         with self.lock:
-            return sum(1 for c in self.calls if c.operation == operation and c.name.startswith(prefix)
-                       and (outcome is None or c.outcome == outcome))
+            return self.service.count(operation, outcome, prefix)
 
     def fold_jobs(self, parent: str) -> list[FakeJob]:
         return [j for n, j in sorted(self.jobs.items()) if n.startswith(parent + "-")]
@@ -265,206 +243,56 @@ class FakeSageMaker:
         name = params.get("TrainingJobName") or params.get("ResourceArn", "").rsplit("/", 1)[-1]
         with self.lock:
             try:
-                if self.throttle_next[operation] > 0:
-                    self.throttle_next[operation] -= 1
-                    raise FakeError("ThrottlingException", "Rate exceeded")
-                limit = self.rate_limits.get(operation)
-                if limit is not None and not limit.take():
-                    raise FakeError("ThrottlingException", "Rate exceeded")
-                method = getattr(self, f"_op_{operation}", None)
-                if method is None:
-                    raise FakeError("UnknownOperationException", f"{operation} is not implemented by the fake")
-                payload = method(params)
-                self.calls.append(Call(time.monotonic(), operation, name, "OK"))
-                return 200, payload
-            except FakeError as error:
-                self.calls.append(Call(time.monotonic(), operation, name, error.code))
-                return error.status, {"__type": error.code, "message": error.message}
+                return 200, self._dispatch(operation, name, params)
+            except ClientError as error:
+                details = error.response["Error"]
+                status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 400)
+                return status, {"__type": details["Code"], "message": details["Message"]}
 
-    # -- operations ------------------------------------------------------------------------------------
-    def _op_CreateTrainingJob(self, p: dict) -> dict:
-        name = p["TrainingJobName"]
-        self._validate(p)
-        if name in self.jobs:
-            raise FakeError("ResourceInUse", "Training job names must be unique within an AWS account and region, "
-                                             f"and a training job with this name already exists ({self._arn(name)})")
-        self._check_quota(p)
-        now = time.time()
-        job = FakeJob(request=copy.deepcopy(p), arn=self._arn(name), created=now, modified=now,
-                      tuning_job_arn=self.tuning_job_arns.get(name))
+    def _dispatch(self, operation: str, name: str, params: dict) -> dict:
+        for counter, code, message in ((self.throttle_next, rules.THROTTLING_CODE, rules.THROTTLING_MESSAGE),
+                                       (self.refuse_next, "ResourceLimitExceeded", self._refusal(params))):
+            if counter[operation] > 0:
+                counter[operation] -= 1
+                self.service.record(operation, name, code)
+                raise client_error(code, message, operation)
+        for key in _TIMESTAMPS:
+            if key in params:
+                params[key] = datetime.fromtimestamp(float(params[key]), tz=UTC)
+        if operation == "CreateTrainingJob":
+            result = self.api.call(operation, name, lambda: {"TrainingJobArn": self._create(params)})
+            self._start(name)
+            return result
+        method = getattr(self.api, xform_name(operation), None)
+        if method is None:
+            raise client_error("UnknownOperationException", f"{operation} is not implemented by the fake", operation)
+        result = method(**params)
+        if operation == "StopTrainingJob":
+            self.jobs[name].stop_event.set()
+        return result
+
+    def _refusal(self, params: dict) -> str:
+        instance_type = (params.get("ResourceConfig") or {}).get("InstanceType", "ml.m5.xlarge")
+        return rules.resource_limit_message(rules.training_quota_name(instance_type), 0, 0, 1)
+
+    def _create(self, params: dict) -> str:
+        name = params.get("TrainingJobName", "")
+        model = self.service.create(params, tuning_job_arn=self.tuning_job_arns.get(name))
+        job = FakeJob(model)
         for fault in self.faults:
-            if fault.match(p) and (fault.times is None or fault.times > 0):
+            if fault.match(params) and (fault.times is None or fault.times > 0):
                 job.faults.append(fault)
                 if fault.times is not None:
                     fault.times -= 1
-        self._transition(job, "Starting", "Preparing the instances for training")
+        if model.pool_id is not None:
+            job.cache_dir = self._cache_dirs.get(model.pool_id)
         self.jobs[name] = job
+        return model.arn
+
+    def _start(self, name: str) -> None:
+        job = self.jobs[name]
         job.thread = threading.Thread(target=self._lifecycle, args=(job,), daemon=True, name=f"fake-{name}")
         job.thread.start()
-        return {"TrainingJobArn": job.arn}
-
-    def _op_DescribeTrainingJob(self, p: dict) -> dict:
-        return self._describe(self._job(p["TrainingJobName"]))
-
-    def _op_StopTrainingJob(self, p: dict) -> dict:
-        job = self._job(p["TrainingJobName"])
-        if job.status != "InProgress":
-            raise FakeError("ValidationException",
-                            f"The request was rejected because the training job is in status {job.status}.")
-        job.status = "Stopping"
-        self._transition(job, "Stopping", "Stopping the training job")
-        job.stop_event.set()
-        return {}
-
-    def _op_ListTags(self, p: dict) -> dict:
-        for job in self.jobs.values():
-            if job.arn == p["ResourceArn"]:
-                return {"Tags": copy.deepcopy(job.request.get("Tags", []))}
-        raise FakeError("ValidationException", "Requested resource not found.")
-
-    def _job(self, name: str) -> FakeJob:
-        job = self.jobs.get(name)
-        if job is None:
-            raise FakeError("ValidationException", "Requested resource not found.")
-        return job
-
-    def _arn(self, name: str) -> str:
-        return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{name.lower()}"
-
-    def _validate(self, p: dict) -> None:
-        problems = []
-        name = p["TrainingJobName"]
-        if len(name) > 63 or not NAME_PATTERN.fullmatch(name):
-            problems.append(f"Value '{name}' at 'trainingJobName' failed to satisfy constraint")
-        keep_alive = p.get("ResourceConfig", {}).get("KeepAlivePeriodInSeconds")
-        if keep_alive is not None and not 0 <= keep_alive <= 3600:
-            problems.append("KeepAlivePeriodInSeconds must be between 0 and 3600")
-        hps = p.get("HyperParameters", {})
-        if len(hps) > 100 or any(len(v) > 2500 or len(k) > 256 for k, v in hps.items()):
-            problems.append("HyperParameters exceed the limits")
-        tags = p.get("Tags", [])
-        if len(tags) > 50:
-            problems.append("Tags: at most 50")
-        if any(t["Key"].lower().startswith("aws:") for t in tags):
-            problems.append("Tag keys may not start with aws:")
-        if len(p.get("AlgorithmSpecification", {}).get("MetricDefinitions", [])) > 40:
-            problems.append("MetricDefinitions: at most 40")
-        if p.get("EnableManagedSpotTraining") and keep_alive:
-            problems.append("warm pools are not supported with managed spot training")
-        if problems:
-            raise FakeError("ValidationException", "; ".join(problems))
-
-    def _check_quota(self, p: dict) -> None:
-        resources = p.get("ResourceConfig", {})
-        instance_type = resources.get("InstanceType", "")
-        limit = self.instance_quota.get(instance_type)
-        if limit is None:
-            return
-        used = sum(j.request["ResourceConfig"].get("InstanceCount", 1) for j in self.jobs.values()
-                   if j.status in ("InProgress", "Stopping") and j.pool is None
-                   and j.request["ResourceConfig"]["InstanceType"] == instance_type)
-        used += sum(pool.count for pool in self._live_pools() if pool.instance_type == instance_type)
-        delta = resources.get("InstanceCount", 1)
-        if used + delta > limit:
-            raise FakeError("ResourceLimitExceeded",
-                            f"The account-level service limit '{instance_type} for training job usage' is {limit} "
-                            f"Instances, with current utilization of {used} Instances and a request delta of {delta} "
-                            "Instances. Please use AWS Service Quotas to request an increase for this quota. If AWS "
-                            "Service Quotas is not available, contact AWS support to request an increase for this "
-                            "quota.")
-
-    def _describe(self, job: FakeJob) -> dict:
-        r = job.request
-        out = {k: copy.deepcopy(r[k]) for k in (
-            "HyperParameters", "AlgorithmSpecification", "RoleArn", "InputDataConfig", "OutputDataConfig",
-            "ResourceConfig", "VpcConfig", "StoppingCondition", "EnableManagedSpotTraining", "CheckpointConfig",
-            "Environment", "RetryStrategy") if k in r}
-        out.update({
-            "TrainingJobName": job.name, "TrainingJobArn": job.arn, "TrainingJobStatus": job.status,
-            "SecondaryStatus": job.secondary, "CreationTime": job.created, "LastModifiedTime": job.modified,
-            "SecondaryStatusTransitions": copy.deepcopy(job.transitions),
-            "EnableNetworkIsolation": bool(r.get("EnableNetworkIsolation", False)),
-            "EnableInterContainerTrafficEncryption": bool(r.get("EnableInterContainerTrafficEncryption", False)),
-            "ModelArtifacts": {"S3ModelArtifacts": self._output_uri(job, "model.tar.gz")},
-        })
-        out.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": 86400})
-        if job.tuning_job_arn:
-            out["TuningJobArn"] = job.tuning_job_arn
-        if job.failure_reason:
-            out["FailureReason"] = job.failure_reason
-        if job.start_time:
-            out["TrainingStartTime"] = job.start_time
-        if job.end_time:
-            out["TrainingEndTime"] = job.end_time
-            seconds = round(job.end_time - (job.start_time or job.created))
-            out["TrainingTimeInSeconds"] = seconds
-            out["BillableTimeInSeconds"] = seconds
-        if job.final_metrics:
-            out["FinalMetricDataList"] = copy.deepcopy(job.final_metrics)
-        self._expire_pools()
-        if job.warm_pool:
-            out["WarmPoolStatus"] = copy.deepcopy(job.warm_pool)
-        return out
-
-    def _output_uri(self, job: FakeJob, file: str) -> str:
-        return f"{job.request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{job.name}/output/{file}"
-
-    def _transition(self, job: FakeJob, secondary: str, message: str) -> None:
-        now = time.time()
-        if job.transitions and "EndTime" not in job.transitions[-1]:
-            job.transitions[-1]["EndTime"] = now
-        job.transitions.append({"Status": secondary, "StartTime": now, "StatusMessage": message})
-        job.secondary, job.modified = secondary, now
-
-    # -- warm pools ------------------------------------------------------------------------------------
-    def _pool_key(self, request: dict) -> str:
-        return json.dumps([_get(request, f) for f in POOL_KEY_FIELDS], sort_keys=True)
-
-    def _expire_pools(self) -> None:
-        now = time.monotonic()
-        for pool in list(self.pools):
-            if pool.state == "Available" and pool.expires_at <= now:
-                self.pools.remove(pool)
-                holder = self.jobs.get(pool.holder)
-                if holder is not None:
-                    holder.warm_pool = {"Status": "Terminated", "ResourceRetainedBillableTimeInSeconds": 0}
-
-    def _live_pools(self) -> list[Pool]:
-        self._expire_pools()
-        return self.pools
-
-    def _take_pool(self, job: FakeJob) -> Pool | None:
-        keep_alive = job.request["ResourceConfig"].get("KeepAlivePeriodInSeconds", 0)
-        key = self._pool_key(job.request)
-        for pool in self._live_pools():
-            if pool.state == "Available" and pool.key == key:
-                previous = self.jobs[pool.holder]
-                previous.warm_pool = {"Status": "Reused", "ReusedByJob": job.name,
-                                      "ResourceRetainedBillableTimeInSeconds": 0}
-                pool.state, pool.holder = "InUse", job.name
-                job.pool = pool
-                job.warm_pool = {"Status": "InUse"}
-                return pool
-        if keep_alive:
-            job.warm_pool = None
-        return None
-
-    def _release(self, job: FakeJob) -> None:
-        keep_alive = job.request["ResourceConfig"].get("KeepAlivePeriodInSeconds", 0)
-        resources = job.request["ResourceConfig"]
-        launched = job.start_time is not None  # no pool for a job stopped before its instances started
-        if keep_alive and (job.pool is not None or (launched and len(self._live_pools()) < self.warm_pool_quota)):
-            pool = job.pool or Pool(self._pool_key(job.request), job.name, resources["InstanceType"],
-                                    resources.get("InstanceCount", 1), self.workdir / "pools" / uuid.uuid4().hex)
-            pool.state, pool.holder = "Available", job.name
-            pool.expires_at = time.monotonic() + keep_alive * self.timing.keep_alive_scale
-            if pool not in self.pools:
-                self.pools.append(pool)
-            job.warm_pool = {"Status": "Available", "ResourceRetainedBillableTimeInSeconds": 0}
-        elif job.pool is not None:
-            self.pools.remove(job.pool)
-            job.warm_pool = {"Status": "Terminated"}
-        job.pool = None
 
     # -- running a job ---------------------------------------------------------------------------------
     def _lifecycle(self, job: FakeJob) -> None:
@@ -475,9 +303,7 @@ class FakeSageMaker:
                     break
         except Exception as error:  # noqa: BLE001 - a bug in the fake must show as a failed job, not a hang
             with self.lock:
-                job.status, job.failure_reason = "Failed", f"InternalServerError: fake: {error!r}"
-                job.end_time = time.time()
-                self._transition(job, "Failed", str(error))
+                self.service.finish(job.name, "Failed", f"InternalServerError: fake: {error!r}")
 
     def _wait(self, job: FakeJob, seconds: float) -> bool:
         """Sleep unless stopped; True if a stop (or restart) came."""
@@ -488,46 +314,43 @@ class FakeSageMaker:
             time.sleep(0.02)
         return job.stop_event.is_set() or job.restart_event.is_set()
 
+    def _advance(self, job: FakeJob, secondary: str, message: str) -> None:
+        with self.lock:
+            self.service.advance(job.name, secondary, message)
+
     def _finish(self, job: FakeJob, status: str, reason: str | None = None) -> str:
         with self.lock:
-            job.status = status
-            job.failure_reason = reason
-            job.end_time = time.time()
-            self._transition(job, status, reason or status)
-            self._release(job)
+            self.service.finish(job.name, status, reason)
+            if job.model.pool_id is not None and job.cache_dir is not None:
+                self._cache_dirs[job.model.pool_id] = job.cache_dir
         return status
 
     def _attempt(self, job: FakeJob) -> str:
         job.attempts += 1
-        with self.lock:
-            if job.attempts > 1:
-                job.restart_event.clear()
-                self._transition(job, "Restarting", "Restarting the training job")
-            pool = self._take_pool(job)
-        delay = (self.timing.warm_start if pool else self.timing.cold_start) + sum(f.start_delay for f in job.faults)
-        if self._wait(job, delay):
+        if job.attempts > 1:
+            job.restart_event.clear()
+            self._advance(job, "Restarting", "Restarting the training job")
+        start = self.timing.warm_start if job.model.warm else self.timing.cold_start
+        if self._wait(job, start + sum(f.start_delay for f in job.faults)):
             if job.restart_event.is_set():
                 return "restart"
             return self._finish(job, "Stopped")
         base = self.workdir / job.name / f"attempt-{job.attempts}" / "ml"
         job.bases.append(base)
-        with self.lock:
-            self._transition(job, "Downloading", "Downloading input data")
-            job.start_time = job.start_time or time.time()
+        self._advance(job, "Downloading", "Downloading input data")  # TrainingStartTime: billing starts
         self._download(job, base)
-        with self.lock:
-            self._transition(job, "Training", "Training image download completed. Training in progress.")
-        code, stopped, restart = self._run_container(job, base, pool)
+        self._advance(job, "Training", "Training image download completed. Training in progress.")
+        code, stopped, restart = self._run_container(job, base)
         if restart:
             return "restart"
         if stopped:
+            self._upload(job, base)  # TrainingEndTime of a stopped job: "after model artifacts are uploaded"
             return self._finish(job, "Stopped")
         if code != 0:
             failure = base / "output" / "failure"
-            reason = failure.read_text() if failure.exists() else f"AlgorithmError: exit code {code}"
-            return self._finish(job, "Failed", reason)
-        with self.lock:
-            self._transition(job, "Uploading", "Uploading generated training model")
+            reason = failure.read_text() if failure.exists() else f"exit code {code}"
+            return self._finish(job, "Failed", f"AlgorithmError: {reason}")
+        self._advance(job, "Uploading", "Uploading generated training model")
         self._upload(job, base)
         return self._finish(job, "Completed")
 
@@ -559,19 +382,19 @@ class FakeSageMaker:
             {"current_host": "algo-1", "hosts": ["algo-1"], "current_group_name": "homogeneousCluster",
              "current_instance_type": r["ResourceConfig"]["InstanceType"], "network_interface_name": "eth0"}))
 
-    def _run_container(self, job: FakeJob, base: Path, pool: Pool | None) -> tuple[int, bool, bool]:
+    def _run_container(self, job: FakeJob, base: Path) -> tuple[int, bool, bool]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SM_", "SAGEMAKER_", "TRAINING_JOB"))}
         env.update(CREDENTIALS)
         env.update({
             "PYTHONPATH": os.pathsep.join([str(REPO / "container_src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
             "PYTHONUNBUFFERED": "1", "SAGEMAKER_BASE_DIR": str(base), "SM_STUDIO_LOCAL_MODE": "true",
-            "TRAINING_JOB_NAME": job.name, "TRAINING_JOB_ARN": job.arn,
+            "TRAINING_JOB_NAME": job.name, "TRAINING_JOB_ARN": job.model.arn,
             "AWS_ENDPOINT_URL_SAGEMAKER": self.url, "AWS_ENDPOINT_URL_S3": self.s3_url,
         })
-        if pool is not None or job.request["ResourceConfig"].get("KeepAlivePeriodInSeconds"):
-            cache = (pool.cache_dir if pool else self.workdir / "pools" / job.name)
-            cache.mkdir(parents=True, exist_ok=True)
-            env["SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY"] = str(cache)
+        if job.model.warm or job.model.keep_alive:
+            job.cache_dir = job.cache_dir or self.workdir / "pools" / job.name
+            job.cache_dir.mkdir(parents=True, exist_ok=True)
+            env["SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY"] = str(job.cache_dir)
         env.update(self.child_env)
         env.update(job.request.get("Environment", {}))
         if self.command == "toolkit":
@@ -602,7 +425,7 @@ class FakeSageMaker:
         text = log_path.read_text(errors="replace")
         job.logs.append(text)
         with self.lock:
-            job.final_metrics = self._scrape_metrics(job, text)
+            self.service.set_final_metrics(job.name, self._scrape_metrics(job, text))
         return code, job.stop_event.is_set(), restart
 
     def _scrape_metrics(self, job: FakeJob, text: str) -> list[dict]:
@@ -618,15 +441,23 @@ class FakeSageMaker:
         return metrics
 
     def _upload(self, job: FakeJob, base: Path) -> None:
-        for source, file in ((base / "model", "model.tar.gz"), (base / "output" / "data", "output.tar.gz")):
-            if file == "output.tar.gz" and any(f.skip_output_archive for f in job.faults):
+        """model/ and output/data/ where the request's CompressionType puts them (rules.output_locations)."""
+        where = rules.output_locations(job.request, job.name)
+        for source, kind in ((base / "model", "model"), (base / "output" / "data", "output")):
+            if kind == "output" and any(f.skip_output_archive for f in job.faults):
                 continue
-            buffer = io.BytesIO()
-            with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-                for path in sorted(source.rglob("*")):
-                    tar.add(path, arcname=path.relative_to(source).as_posix(), recursive=False)
-            bucket, _, key = self._output_uri(job, file)[len("s3://"):].partition("/")
-            self.s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+            files = {p.relative_to(source).as_posix(): p.read_bytes() for p in sorted(source.rglob("*")) if p.is_file()}
+            objects = {where[kind]: archive(files)} if where["compression"] == "GZIP" else {
+                where[kind] + name: data for name, data in files.items()}
+            for uri, data in objects.items():
+                bucket, _, key = uri[len("s3://"):].partition("/")
+                self.s3.put_object(Bucket=bucket, Key=key, Body=data)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

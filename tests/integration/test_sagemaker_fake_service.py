@@ -1,9 +1,10 @@
 """The coordinator on a fake SageMaker: real container processes, real worker, real boto3 over HTTP.
 
 Every job here (coordinators and their folds) is a child process running the image's code on the
-container contract, created and stopped through the fake SageMaker service (tests/fakes/sagemaker.py),
-with its data and artifacts in moto's S3 server. The coordinator finds the fake through
-AWS_ENDPOINT_URL_SAGEMAKER / AWS_ENDPOINT_URL_S3, exactly as botocore resolves endpoints in production.
+container contract, created and stopped through the fake SageMaker service (tests/fakes/sagemaker.py: the
+package's one service model, `warmcv.training_service`, behind HTTP), with its data and artifacts in moto's
+S3 server. The coordinator finds the fake through AWS_ENDPOINT_URL_SAGEMAKER / AWS_ENDPOINT_URL_S3, exactly
+as botocore resolves endpoints in production.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tests.fakes.harness import (
     upload_prepared,
 )
 from tests.fakes.s3 import MotoS3
-from tests.fakes.sagemaker import FakeSageMaker, FakeTiming, Fault
+from tests.fakes.sagemaker import FakeSageMaker, Fault
 from warmcv.aws import tags as tag_keys
 
 pytestmark = pytest.mark.timeout(240)
@@ -113,15 +114,43 @@ def test_full_trial_averages_the_fold_jobs_metrics(make_fake, s3, data_uri):
 
 
 def test_the_next_trial_reuses_the_folds_warm_pools(make_fake, data_uri):
-    fake = make_fake(timing=FakeTiming(keep_alive_scale=0.05))
+    """On the shared model (an absent boolean is false, so a coordinator WOULD match a pool of its own settings),
+    the next trial's coordinator, created with CreateTrainingJob while round 1's fold pools are Available and
+    before its own folds, takes none of them: every fold of round 2 starts warm."""
+    fake = make_fake()
     client = fake.client()
     client.create_training_job(**coordinator_request("round-1", data_uri, {"num_leaves": "15"}))
     completed(fake, "round-1")
+    assert all(fake.jobs[f"round-1-f{i}"].warm_pool["Status"] == "Available" for i in range(3))
     client.create_training_job(**coordinator_request("round-2", data_uri, {"num_leaves": "31"}))
+    assert not fake.jobs["round-2"].model.warm  # created just before its folds, with the pools Available
     completed(fake, "round-2")
+    assert all(fake.jobs[f"round-2-f{i}"].model.warm for i in range(3))
     reused_by = {fake.jobs[f"round-1-f{i}"].warm_pool.get("ReusedByJob") for i in range(3)}
     assert reused_by == {f"round-2-f{i}" for i in range(3)}
     assert "3 reused a warm pool" in fake.log("round-2")
+
+
+def test_without_warm_pool_quota_the_coordinators_log_names_the_quota_to_raise(make_fake, data_uri):
+    fake = make_fake()
+    fake.warm_pool_quota["ml.m5.xlarge"] = 0  # AWS's default: no pool kept, no error
+    fake.client().create_training_job(**coordinator_request("trial-nopool", data_uri, {}))
+    completed(fake, "trial-nopool")
+    assert all(fold.warm_pool["Status"] == "Terminated" for fold in fake.fold_jobs("trial-nopool"))
+    log = fake.log("trial-nopool")
+    print("\n".join(line for line in log.splitlines() if "warm pool" in line))
+    assert "kept no warm pool" in log and "Raise the Service Quotas (Amazon SageMaker) quota " \
+        "'ml.m5.xlarge for training warm pool usage'" in log
+
+
+def test_three_quota_refusals_in_a_row_cost_a_delay_not_the_trial(make_fake, data_uri):
+    fake = make_fake()
+    fake.client().create_training_job(**coordinator_request("trial-refused", data_uri, {}))
+    fake.refuse_next["CreateTrainingJob"] = 3  # the coordinator's first three fold creates: ResourceLimitExceeded
+    completed(fake, "trial-refused")
+    assert fake.count("CreateTrainingJob", "ResourceLimitExceeded", prefix="trial-refused-f") == 3
+    assert [j.name for j in fake.fold_jobs("trial-refused")] == [f"trial-refused-f{i}" for i in range(3)]
+    assert "refused fold 0's job for a quota" in fake.log("trial-refused")
 
 
 def test_a_failed_fold_stops_its_siblings_and_fails_the_trial_with_its_reason(make_fake, data_uri):
@@ -132,7 +161,8 @@ def test_a_failed_fold_stops_its_siblings_and_fails_the_trial_with_its_reason(ma
     assert coordinator.status == "Failed"
     reason = coordinator.failure_reason
     worker_reason = fake.jobs["trial-fail-f1"].failure_reason
-    assert reason.startswith("fold 1 failed: fold job trial-fail-f1 failed: ")
+    # SageMaker's FailureReason: "AlgorithmError: " and the failure file the coordinator wrote.
+    assert reason.startswith("AlgorithmError: fold 1 failed: fold job trial-fail-f1 failed: AlgorithmError: ")
     assert worker_reason and worker_reason[:200] in reason
     assert coordinator.exit_codes[-1] != 0
     for sibling in ("trial-fail-f0", "trial-fail-f2"):
@@ -185,7 +215,8 @@ def test_a_restarted_coordinator_adopts_its_folds_instead_of_duplicating_them(ma
 def test_many_coordinators_at_once_survive_a_throttling_storm(make_fake, data_uri):
     fake = make_fake()
     fake.limit_rate("CreateTrainingJob", per_second=1.0)  # the account's real pace
-    fake.limit_rate("DescribeTrainingJob", per_second=2.0)  # below what three test-speed pollers ask
+    fake.limit_rate("ListTrainingJobs", per_second=2.0)  # below what three test-speed pollers ask
+    fake.limit_rate("DescribeTrainingJob", per_second=2.0)
     fake.throttle_next["ListTags"] = 3
     names = [f"storm-{i}" for i in range(3)]
     client = fake.client()
@@ -201,13 +232,13 @@ def test_many_coordinators_at_once_survive_a_throttling_storm(make_fake, data_ur
     fold_names = sorted(n for n in fake.jobs if n.startswith("storm-") and "-f" in n)
     assert fold_names == sorted(f"{name}-f{i}" for name in names for i in range(3))  # no duplicates, no -r2
     create_throttles = fake.count("CreateTrainingJob", "ThrottlingException")
-    describe_throttles = fake.count("DescribeTrainingJob", "ThrottlingException")
-    assert create_throttles > 0 and describe_throttles > 0
+    list_throttles = fake.count("ListTrainingJobs", "ThrottlingException")
+    assert create_throttles > 0 and list_throttles > 0
     created = sorted(c.at for c in fake.calls if c.operation == "CreateTrainingJob" and c.outcome == "OK")
     assert min(b - a for a, b in itertools.pairwise(created)) >= 0.9  # 12 creates at the service's 1/s
     for name in names:
         report(name, api_calls(fake, name))
-    print(f"throttled responses in the storm: {create_throttles} creates, {describe_throttles} describes")
+    print(f"throttled responses in the storm: {create_throttles} creates, {list_throttles} lists")
 
 
 def test_coordinator_trains_one_fold_itself(make_fake, s3, data_uri, prepared_census, tmp_path):
@@ -263,13 +294,14 @@ def test_folds_outliving_the_coordinators_max_runtime_are_stopped(make_fake, dat
         assert fold.request["StoppingCondition"]["MaxRuntimeInSeconds"] <= 14
 
 
-def test_an_instance_quota_failure_names_the_quota(make_fake, data_uri):
+def test_a_quota_that_stays_used_up_fails_the_trial_naming_it(make_fake, data_uri):
     fake = make_fake()
-    fake.instance_quota["ml.m5.xlarge"] = 3  # the coordinator and two folds fit, the third fold does not
-    fake.faults.append(Fault(is_fold(), start_delay=30))
+    fake.instance_quota["ml.m5.xlarge"] = 3  # the coordinator and two folds fit, the third fold does not ...
+    fake.faults.append(Fault(is_fold(), start_delay=30))  # ... while the two take longer than the quota patience
     fake.client().create_training_job(**coordinator_request("trial-quota", data_uri, {}))
     coordinator = fake.wait("trial-quota", 60)
     assert coordinator.status == "Failed"
     assert "quota 'ml.m5.xlarge for training job usage'" in coordinator.failure_reason
+    assert fake.count("CreateTrainingJob", "ResourceLimitExceeded", prefix="trial-quota-f2") > 1  # retried first
     for fold in fake.fold_jobs("trial-quota"):
         assert fake.wait(fold.name, 30).status == "Stopped"

@@ -18,6 +18,12 @@ from warmcv.simulation.tuning import INJECTED_FAILURE, Account, Tuning, simulate
 from warmcv.simulation.workload import Workload
 
 
+def natural_end(job) -> float:
+    """When a fold job would have ended by itself (its plan), had nobody stopped it."""
+    plan = job.plan
+    return job.created + plan.provisioning + plan.downloading + plan.training
+
+
 def small(**changes) -> Tuning:
     return Tuning(**{"parallel": 3, "rounds": 4, "folds": 4, **changes})
 
@@ -68,7 +74,7 @@ def test_successful_creates_are_at_least_a_second_apart_and_each_pool_serves_one
     by_pool: dict[int, list[tuple[float, float]]] = {}
     for job in service.jobs.values():
         if job.warm:
-            by_pool.setdefault(job.pool_id, []).append((job.created, job.ended_at))
+            by_pool.setdefault(job.pool_id, []).append((job.created, job.end_time))
     for spans in by_pool.values():
         spans.sort()
         assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))  # never two at once
@@ -92,12 +98,26 @@ def test_a_short_keep_alive_lets_pools_expire_between_trials():
     assert 0 < shared.fold_jobs_warm < shared.fold_jobs - 3 * 4
 
 
-def test_a_too_small_instance_quota_fails_trials_with_the_quota_to_raise():
-    report = simulate(small(parallel=2, rounds=2, folds=4), Workload(seed=4), Account(instance_quota=2 * 4))
+def test_a_tight_instance_quota_costs_delays_not_trials():
+    """ResourceLimitExceeded is routine at M x K instances: the runner waits for quota (pooled instances count, and a
+    refused fold takes a sibling's pool once one is Available), so every trial completes, later."""
+    tuning = small(parallel=2, rounds=2, folds=4)
+    report = simulate(tuning, Workload(seed=4), Account(instance_quota=2 * 4))
+    roomy = simulate(tuning, Workload(seed=4))
     assert report.peak_instances <= 8
+    refused = report.service.count("CreateTrainingJob", "ResourceLimitExceeded")
+    assert refused > 0 and report.completed == len(report.trials) == 4
+    assert report.wall_seconds > roomy.wall_seconds
+
+
+def test_a_quota_that_never_frees_up_fails_trials_naming_it():
+    from warmcv.runners.sagemaker import Timing
+
+    report = simulate(small(parallel=1, rounds=2, folds=3), Workload(seed=4), Account(instance_quota=1),
+                      timing=Timing(quota_patience=300))
     failed = [t for t in report.trials if t.status == "Failed"]
-    assert failed and all("'ml.m5.xlarge for training job usage'" in t.failure for t in failed)
-    assert all("coordinator_trains_fold=true" in t.failure for t in failed)
+    assert len(failed) == 2 and all("'ml.m5.xlarge for training job usage'" in t.failure for t in failed)
+    assert all("coordinator_trains_fold=true" in t.failure and "retried for 300 s" in t.failure for t in failed)
 
 
 def test_one_failed_fold_fails_its_trial_and_stops_its_siblings_in_simulated_time():
@@ -115,9 +135,9 @@ def test_one_failed_fold_fails_its_trial_and_stops_its_siblings_in_simulated_tim
     siblings = [service.jobs[f"{trial.name}-f{fold}"] for fold in (0, 2, 3)]
     timing = Timing()
     bound = 4 * timing.poll_max * (1 + timing.jitter)
-    assert failing.ended_at < trial.ended_at < failing.ended_at + bound
-    assert all(job.final[0] == "Stopped" and job.stopped_at <= trial.ended_at for job in siblings)
-    assert all(job.stopped_at < job.natural_end - 60 for job in siblings)
+    assert failing.end_time < trial.ended_at < failing.end_time + bound
+    assert all(job.status == "Stopped" and job.stop_requested_at <= trial.ended_at for job in siblings)
+    assert all(job.stop_requested_at < natural_end(job) - 60 for job in siblings)
     assert report.orphans == []
     # The tuner went on: the slot started its next trial, and every other trial completed.
     assert report.completed == len(report.trials) - 1 == 8

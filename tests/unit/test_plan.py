@@ -9,16 +9,16 @@ import pytest
 from warmcv.cli import main
 from warmcv.errors import UserInputError
 from warmcv.runners.sagemaker import Timing
-from warmcv.simulation.plan import PlanInputs, estimate, polls_before_first_finish, seed_model
+from warmcv.simulation.plan import PlanInputs, assumptions, estimate, polls_before_first_finish, seed_model
 from warmcv.simulation.tables import parse_duration
 
 # No jitter and no latency, so every figure below is plain arithmetic.
 TIMING = Timing(create_interval=1.0, jitter=0.0, poll_min=5.0, poll_fraction=0.05, poll_max=60.0, poll_finish=2.0)
 HAND = PlanInputs(parallel=2, rounds=3, folds=3, startup=100, train=50, warm_startup=10, coordinator_startup=5,
-                  keep_alive=600, api_latency=0.0, price=2.0, timing=TIMING)
+                  keep_alive=600, api_latency=0.0, price=2.0, timing=TIMING, download_cold=30, download_warm=4)
 
 
-def test_design_md_arithmetic():
+def test_the_motivating_arithmetic():
     seed = seed_model(PlanInputs(parallel=1, rounds=120, folds=5, startup=180, train=120))
     assert seed == {"cold_seconds": 36_000, "warm_seconds": 180 + 120 + 119 * 120, "training_limit_seconds": 14_400}
     assert seed["cold_seconds"] / 3600 == 10.0 and round(seed["warm_seconds"] / 3600, 2) == 4.05
@@ -35,19 +35,23 @@ def test_warm_estimate_by_hand():
     assert warm.training_limit_seconds == 150
     assert warm.breakdown == {"tuner_gap": 0, "coordinator_startup": 5, "discovery": 0, "create_pacing": 2,
                               "fold_startup": 10, "training": 50, "noticing": 1}
-    # instance-seconds: coordinators bill all but their start-up; folds their training; pools idle 8 s between
-    # trials (fold spread 2 + noticing 1 + coordinator start 5) and the keep-alive after the last trial.
+    # instance-seconds, billed from TrainingStartTime: coordinators all but their start-up's provisioning (a cold one
+    # downloads 30 s, a reused one 4 s: the 5-s start is 1 s of provisioning); folds their downloads (30 s cold,
+    # 4 s warm) and training; pools idle 8 s between trials (fold spread 2 + noticing 1 + coordinator start 5) and
+    # the keep-alive after the last trial.
     hours = warm.instance_hours
-    assert hours["coordinators"] * 3600 == pytest.approx(2 * (153.75 + 2 * 63))
-    assert hours["fold_jobs"] * 3600 == pytest.approx(2 * 3 * 3 * 50)
+    assert hours["coordinators"] * 3600 == pytest.approx(2 * (153.75 + 30 + 2 * (63 + 4)))
+    assert hours["fold_jobs"] * 3600 == pytest.approx(2 * 3 * (3 * 50 + 30 + 2 * 4))
     assert hours["warm_pools_between_trials"] * 3600 == pytest.approx(2 * 3 * 2 * 8)
     assert hours["warm_pools_after_last_trial"] * 3600 == pytest.approx(2 * 3 * 600)
-    assert hours["total"] * 3600 == pytest.approx(559.5 + 900 + 96 + 3600)
+    assert hours["total"] * 3600 == pytest.approx(635.5 + 1128 + 96 + 3600)
     assert warm.cost == pytest.approx(hours["total"] * 2.0)
     assert (warm.jobs, warm.fold_starts_cold, warm.fold_starts_warm) == (24, 6, 12)
     assert (warm.training_instances, warm.warm_pool_instances) == (8, 6)
     assert warm.creates_per_second == pytest.approx(6 / 68)
-    assert warm.describes_per_trial == pytest.approx(1 + 62 / 5 + 2 * 3)
+    # one ListTrainingJobs a tick: every 5 s for the 62 s until the first end, then every 2 s over the 2 s to the last
+    assert warm.lists_per_trial == pytest.approx(62 / 5 + 1 + 2 / 2)
+    assert warm.describes_per_trial == 1  # itself: completed folds are read without a describe
 
 
 def test_cold_estimate_by_hand():
@@ -74,6 +78,29 @@ def test_a_keep_alive_shorter_than_the_pause_between_trials_is_flagged():
     assert any("expire" in note and "keep_alive_seconds" in note for note in notes)
 
 
+def test_the_assumptions_are_shown_across_their_range_and_move_the_estimate():
+    rows = {a.name: a for a in assumptions(HAND)}
+    coordinator = rows["coordinator start-up on an instance the tuner reuses"]
+    assert [label for label, _ in coordinator.points] == ["20 s", "60 s", "cold (100 s)"]
+    walls = [e.wall_seconds for _, e in coordinator.points]
+    assert walls[0] < walls[1] < walls[2] and walls[1] - walls[0] == pytest.approx(2 * 40)  # N - 1 later trials
+    assert coordinator.used == "5 s"
+    warm = [e.wall_seconds for _, e in rows["fold start-up on a warm pool"].points]
+    assert warm[0] < warm[1] < warm[2]
+    downloads = [e.instance_hours["total"] for _, e in rows["billed downloads of a start-up, cold / warm"].points]
+    assert downloads[0] < downloads[1] < downloads[2]
+    assert len({round(e.wall_seconds, 6) for _, e in rows["billed downloads of a start-up, cold / warm"].points}) == 1
+
+
+def test_runs_past_the_tuners_documented_limits_are_flagged():
+    from dataclasses import replace
+
+    notes = estimate(replace(HAND, parallel=12, rounds=100), warm=True).notes
+    assert any("tuner:" in n and "1,200 trials exceed the tuner's 750" in n for n in notes)
+    assert any("default of 10 parallel" in n for n in notes)
+    assert not any("tuner:" in n for n in estimate(HAND, warm=True).notes)
+
+
 def test_pre_finish_polls_integrate_the_backing_off_interval():
     assert polls_before_first_finish(TIMING, 50) == pytest.approx(10)  # every 5 s
     assert polls_before_first_finish(TIMING, 1000) == pytest.approx(20 + 20 * 2.302585)  # then 5 % of the time run
@@ -95,15 +122,26 @@ def test_plan_command_prints_the_table_and_json(capsys):
     args = ["plan", "--parallel", "1", "--rounds", "120", "--folds", "5", "--startup", "3m", "--train", "2m"]
     assert main(args) == 0
     text = capsys.readouterr().out
-    assert "design.md cold" in text and "10.00 h" in text and "4.05 h" in text
+    assert "arithmetic cold" in text and "10.00 h" in text and "4.05 h" in text
+    assert "design.md" not in text
     assert "'ml.m5.xlarge for training warm pool usage'" in text
     assert main([*args, "--json", "--price", "0.23"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["seed_model"]["cold_seconds"] == 36_000
     # By default the coordinator trains fold 0 (as the launcher does): K jobs per trial, not K + 1.
     assert data["estimates"]["warm"]["jobs"] == 600 and data["estimates"]["warm"]["cost"] > 0
+    assert [a["name"] for a in data["assumptions"]][0] == "coordinator start-up on an instance the tuner reuses"
+    assert [p["value"] for p in data["assumptions"][0]["points"]] == ["20 s", "60 s", "cold (180 s)"]
     assert main([*args, "--json", "--no-coordinator-trains-fold"]) == 0
     assert json.loads(capsys.readouterr().out)["estimates"]["warm"]["jobs"] == 720
+
+
+def test_plan_prints_the_assumptions_next_to_the_figures(capsys):
+    assert main(["plan", "-M", "4", "-N", "1200", "-K", "5", "--startup", "3m", "--train", "2m"]) == 0
+    text = capsys.readouterr().out
+    assert "Assumptions AWS publishes no figure for" in text
+    assert "20 s: " in text and "60 s: " in text and "cold (180 s): " in text
+    assert "tuner: 4,800 trials exceed the tuner's 750 training jobs per tuning job" in text
 
 
 def test_plan_with_the_simulation_next_to_it(capsys):

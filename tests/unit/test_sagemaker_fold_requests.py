@@ -70,7 +70,7 @@ def coordinator_description(clock: ManualClock, **changes) -> dict:
         "VpcConfig": VPC,
         "StoppingCondition": {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 9000},
         "CreationTime": started - timedelta(seconds=200), "TrainingStartTime": started,
-        "EnableNetworkIsolation": False, "EnableInterContainerTrafficEncryption": True,
+        "EnableNetworkIsolation": False, "EnableInterContainerTrafficEncryption": False,
         "EnableManagedSpotTraining": True,
         "CheckpointConfig": {"S3Uri": "s3://ml-bucket/checkpoints"},
         "Environment": {"WARMCV_LOG_LEVEL": "DEBUG"},
@@ -83,7 +83,7 @@ def coordinator_description(clock: ManualClock, **changes) -> dict:
 COORDINATOR_TAGS = [
     {"Key": "project", "Value": "churn"},
     {"Key": "aws:cloudformation:stack-name", "Value": "ml-stack"},  # reserved: never copied
-    {"Key": "sagemaker:pipeline-execution", "Value": "exec-9"},
+    {"Key": "sagemaker:pipeline-execution", "Value": "exec-9"},  # SageMaker's bookkeeping of the coordinator's step
     {"Key": tag_keys.ROLE, "Value": "something-else"},  # warmcv's own keys are set anew, not copied
 ]
 
@@ -100,13 +100,14 @@ def expected_fold_request(fold: int) -> dict:
         },
         "RoleArn": ROLE,
         "InputDataConfig": CHANNELS,
-        "OutputDataConfig": {"S3OutputPath": "s3://ml-bucket/out", "KmsKeyId": OUTPUT_KEY},
+        "OutputDataConfig": {"S3OutputPath": "s3://ml-bucket/out", "KmsKeyId": OUTPUT_KEY, "CompressionType": "GZIP"},
         "ResourceConfig": {"InstanceType": "ml.m5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50,
                            "VolumeKmsKeyId": VOLUME_KEY, "KeepAlivePeriodInSeconds": 900},
         "VpcConfig": VPC,
         # 7200 s allowed, 600 s used: a fold may not outlive its coordinator. No MaxWaitTimeInSeconds (spot only).
         "StoppingCondition": {"MaxRuntimeInSeconds": 6600},
         "EnableNetworkIsolation": False,
+        # Set apart from the coordinator's False, so that only fold jobs match fold jobs' warm pools.
         "EnableInterContainerTrafficEncryption": True,
         "Environment": {"WARMCV_LOG_LEVEL": "DEBUG"},
         "RetryStrategy": {"MaximumRetryAttempts": 2},
@@ -116,7 +117,6 @@ def expected_fold_request(fold: int) -> dict:
             {"Key": "warmcv:fold", "Value": str(fold)},
             {"Key": "warmcv:role", "Value": "fold"},
             {"Key": "project", "Value": "churn"},
-            {"Key": "sagemaker:pipeline-execution", "Value": "exec-9"},
         ],
     }
 
@@ -152,8 +152,15 @@ def test_fold_job_requests_copy_the_coordinator_field_by_field(clients, caplog):
     for fold in (0, 1):
         sm_stub.add_response("create_training_job", {"TrainingJobArn": f"arn:x/{PARENT}-f{fold}"},
                              expected_fold_request(fold))
+    summaries = [{"TrainingJobName": f"{PARENT}-f{fold}", "TrainingJobArn": f"arn:x/{PARENT}-f{fold}",
+                  "CreationTime": datetime(2026, 1, 1, tzinfo=UTC), "TrainingJobStatus": "Completed",
+                  "SecondaryStatus": "Completed", "WarmPoolStatus": {"Status": "Available"}} for fold in (0, 1)]
+    # One ListTrainingJobs a tick shows every fold; a completed fold's output.tar.gz is where its request puts it.
+    sm_stub.add_response("list_training_jobs", {"TrainingJobSummaries": summaries},
+                         {"MaxResults": 100, "SortBy": "CreationTime", "SortOrder": "Descending",
+                          "NameContains": f"{PARENT}-f",
+                          "CreationTimeAfter": coordinator_description(clock)["CreationTime"]})
     for fold in (0, 1):
-        sm_stub.add_response("describe_training_job", fold_description(fold), {"TrainingJobName": f"{PARENT}-f{fold}"})
         data = metrics_archive(fold_summary(fold, 0.8 + fold / 100, 0.9))
         s3_stub.add_response("get_object", {"Body": StreamingBody(io.BytesIO(data), len(data)),
                                             "ContentLength": len(data)},
@@ -166,7 +173,7 @@ def test_fold_job_requests_copy_the_coordinator_field_by_field(clients, caplog):
     results = runner.run(tasks)
     assert [r.validation_score for r in results] == [0.8, 0.81]
     assert [r.executor for r in results] == [f"{PARENT}-f0", f"{PARENT}-f1"]
-    assert api.calls.creates == 2 and api.calls.describes == 3 and api.calls.stops == 0
+    assert api.calls.creates == 2 and api.calls.lists == 1 and api.calls.describes == 1 and api.calls.stops == 0
     # What was deliberately not copied is said in the log.
     assert "managed spot training" in caplog.text and "CheckpointConfig is not copied" in caplog.text
 
@@ -179,13 +186,9 @@ def test_stop_sends_stop_training_job_for_every_running_fold(clients):
         request = template.request(fold, {"mode": "worker", "fold": str(fold)})
         sm_stub.add_response("create_training_job", {"TrainingJobArn": "arn:x"}, request)
     runner = SageMakerFoldRunner(TrainingJobsApi(sagemaker, s3=s3), template, clock=clock)
-    runner._folds = []
-    from warmcv.runners.sagemaker import FoldJob
-
-    for fold in (0, 1, 2):
-        job = FoldJob(FoldTask(fold, {}))
-        runner._folds.append(job)
-        runner._launch(job)
+    runner.jobs.start([FoldTask(fold, {}) for fold in (0, 1, 2)], f"{PARENT}-f")
+    for job in runner.jobs.folds:
+        runner.jobs.launch(job)
     for fold in (0, 1, 2):
         sm_stub.add_response("stop_training_job", {}, {"TrainingJobName": f"{PARENT}-f{fold}"})
     runner.stop()
@@ -325,3 +328,65 @@ def test_outside_a_training_job_the_sagemaker_runner_says_what_to_use(monkeypatc
     monkeypatch.delenv("TRAINING_JOB_ARN", raising=False)
     with pytest.raises(UserInputError, match="fold_runner=local"):
         SageMakerFoldRunner.from_environment(parse_hyperparameters({"mode": "coordinator"}), ContainerPaths(tmp_path))
+
+
+def test_fold_pools_match_every_fold_job_and_no_coordinator_or_final_training():
+    """rules.warm_pool_match_key compares what AWS compares (an absent boolean is false): two trials' fold jobs
+    match each other, the coordinators (whose DescribeTrainingJob says False, or whose request leaves it out) and
+    the launcher's final training (same role, instances and volume, booleans left out) match no fold job."""
+    from warmcv.training_service.rules import warm_pool_mismatches
+
+    clock = ManualClock()
+    first = FoldJobTemplate.from_parent(coordinator_description(clock), 600).request(0, {"fold": "0"})
+    other = FoldJobTemplate.from_parent(coordinator_description(clock, TrainingJobName="tune-lgbm-0917-004-9f8e7d6c"),
+                                        300).request(3, {"fold": "3"})
+    assert warm_pool_mismatches(first, other) == []  # keep-alive is not a criterion
+    coordinator = coordinator_description(clock)
+    request_without_booleans = {k: v for k, v in coordinator.items()
+                                if k not in ("EnableNetworkIsolation", "EnableInterContainerTrafficEncryption")}
+    final = {"RoleArn": ROLE, "ResourceConfig": {"InstanceType": "ml.m5.2xlarge", "InstanceCount": 1,
+                                                 "VolumeSizeInGB": 50, "VolumeKmsKeyId": VOLUME_KEY},
+             "VpcConfig": VPC}
+    for job in (coordinator, request_without_booleans, final):
+        assert warm_pool_mismatches(first, job) == ["EnableInterContainerTrafficEncryption"]
+
+
+def test_a_coordinator_that_encrypts_already_sets_its_folds_apart_by_volume_size(caplog):
+    from warmcv.training_service.rules import warm_pool_mismatches
+
+    caplog.set_level(logging.INFO)
+    encrypted = coordinator_description(ManualClock(), EnableInterContainerTrafficEncryption=True)
+    template = FoldJobTemplate.from_parent(encrypted, 600)
+    request = template.request(0, {"fold": "0"})
+    assert request["EnableInterContainerTrafficEncryption"] is True  # never weakened
+    assert request["ResourceConfig"]["VolumeSizeInGB"] == 51
+    assert warm_pool_mismatches(request, encrypted) == ["ResourceConfig.VolumeSizeInGB"]
+    assert any("51 GB volumes" in note for note in template.notes)
+
+
+def test_fold_output_is_always_gzip_so_metrics_json_arrives_in_output_tar_gz():
+    uncompressed = coordinator_description(ManualClock(), OutputDataConfig={
+        "S3OutputPath": "s3://ml-bucket/out", "CompressionType": "NONE"})
+    template = FoldJobTemplate.from_parent(uncompressed, 600)
+    assert template.request(0, {"fold": "0"})["OutputDataConfig"] == {"S3OutputPath": "s3://ml-bucket/out",
+                                                                      "CompressionType": "GZIP"}
+    assert any("CompressionType is NONE" in note for note in template.notes)
+
+
+def test_pipeline_and_reserved_tags_stay_with_the_coordinator():
+    tags = fold_tags(PARENT, None, 0, [{"Key": "sagemaker:pipeline-execution-arn", "Value": "x"},
+                                       {"Key": "SageMaker:project-name", "Value": "y"}, {"Key": "aws:x", "Value": "z"},
+                                       {"Key": "team", "Value": "ml"}])
+    assert [t["Key"] for t in tags][3:] == ["team"]
+
+
+@pytest.mark.parametrize("parent", [PARENT, "a", "x" * 58, "x" * 59, "x" * 63])
+def test_the_fold_name_filter_is_shared_by_every_fold_name_and_attempt(parent):
+    from warmcv.aws.fold_jobs import MAX_ATTEMPTS, fold_name_filter
+
+    folds = range(12)
+    prefix = fold_name_filter(parent, folds)
+    assert prefix and len(prefix) <= 63 and re.fullmatch(r"[a-zA-Z0-9\-]+", prefix)
+    assert all(fold_job_name(parent, f, a).startswith(prefix) for f in folds for a in range(1, MAX_ATTEMPTS + 1))
+    if len(parent) <= 50:
+        assert prefix == f"{parent}-f"

@@ -1,8 +1,8 @@
-"""The fold runner's orchestration in simulated time: pacing, polling, failures, stops, adoption, deadlines.
+"""The fold runner's orchestration in simulated time: pacing, polling, quotas, failures, stops, adoption, deadlines.
 
-A boto3-shaped simulated SageMaker advances jobs on a ManualClock that the runner moves by sleeping, so
-these tests play real-world durations (3-minute starts, 2-minute training) in milliseconds and can count
-every call and every wait exactly.
+The package's SageMaker service model (tests/fakes/simulated.py adds simple timings and injected faults)
+advances jobs on a ManualClock that the runner moves by sleeping, so these tests play real-world durations
+(3-minute starts, 2-minute training) in milliseconds and can count every call and every wait exactly.
 """
 
 from __future__ import annotations
@@ -71,6 +71,11 @@ def describes_of(sim: SimulatedSageMaker, name: str) -> list[float]:
     return [c[0] for c in sim.calls if c[1] == "DescribeTrainingJob" and c[2] == name]
 
 
+def polls(sim: SimulatedSageMaker) -> list[float]:
+    """When the runner listed its fold jobs (one ListTrainingJobs per poll tick)."""
+    return [c.at for c in sim.calls if c.operation == "ListTrainingJobs"]
+
+
 def test_a_trial_ends_moments_after_its_last_fold_with_paced_creates_and_few_polls():
     sim = SimulatedSageMaker(ManualClock(), start_seconds=180, train_seconds=120)
     runner = make_runner(sim)
@@ -86,9 +91,31 @@ def test_a_trial_ends_moments_after_its_last_fold_with_paced_creates_and_few_pol
     timing = Timing()
     last_end = max(sim.end_time(n) for n in sim.jobs)
     assert 0 <= sim.clock.monotonic() - last_end <= timing.poll_fraction * (1 + timing.jitter) * last_end
-    # Until the first fold finishes each poll describes one fold: far fewer calls than K per poll.
-    assert runner.api.calls.describes <= 15 * K
-    assert runner.api.calls.stops == 0
+    # Every tick looks at every fold for one ListTrainingJobs; a completed fold's metrics.json is read from where
+    # its request put it, with no describe.
+    calls = runner.api.calls
+    assert calls.describes == 0 and calls.s3_reads == K and calls.lists == len(polls(sim)) <= 15 * K
+    assert calls.stops == 0
+
+
+def test_every_tick_sees_every_fold_at_no_more_calls_than_describing_them():
+    """A fold's end is seen on the next tick whichever fold it is, for one list a tick: no more calls than the
+    one-describe-a-tick round robin before the first end and K describes a tick after it."""
+    for seed in range(10):
+        sim = SimulatedSageMaker(ManualClock(), durations=lambda r: (20.0, 100.0 + 3 * int(r["HyperParameters"]["fold"])))
+        runner = make_runner(sim, seed=seed)
+        runner.run(tasks())
+        ticks = polls(sim)
+        first_end = min(sim.end_time(n) for n in sim.jobs)
+        before = sum(1 for t in ticks if t < first_end)
+        after = len(ticks) - before
+        assert runner.api.calls.lists + runner.api.calls.describes <= before + K * after
+        reads = {c.name: c.at for c in sim.calls if c.operation == "GetObject"}
+        for name in sim.jobs:  # its output read at the first tick after it ended
+            seen = min(t for t in ticks if t >= sim.end_time(name))
+            previous = max(t for t in ticks if t < sim.end_time(name))
+            assert seen - previous <= Timing().poll_max * (1 + Timing().jitter)
+            assert reads[name] == seen and describes_of(sim, name) == []
 
 
 def test_polling_adds_little_to_trials_whose_folds_end_together():
@@ -106,15 +133,15 @@ def test_polls_are_quick_at_first_then_back_off_and_jitter():
     sim = SimulatedSageMaker(ManualClock(), start_seconds=600, train_seconds=3000)
     timing = Timing()
     make_runner(sim, timing).run(tasks(1))
-    polls = describes_of(sim, f"{PARENT}-f0")
-    gaps = [b - a for a, b in itertools.pairwise(polls)]
+    ticks = polls(sim)
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
     assert gaps[0] < timing.poll_min * (1 + timing.jitter) + 1e-9
     assert max(gaps) <= timing.poll_max * (1 + timing.jitter) + 1e-9
     assert max(gaps) > timing.poll_max * (1 - timing.jitter) - 1e-9  # reached the cap on a 1-hour job
     early, late = sum(gaps[:5]) / 5, sum(gaps[-6:-1]) / 5
     assert late > 4 * early
     assert len({round(g, 6) for g in gaps}) > len(gaps) * 0.9  # jittered, not a fixed period
-    assert len(polls) < 120  # one hour, about two polls a minute on average
+    assert len(ticks) < 120  # one hour, about two polls a minute on average
 
 
 def test_creates_throttled_beyond_botocores_retries_are_retried_with_jittered_backoff_never_duplicated():
@@ -129,10 +156,25 @@ def test_creates_throttled_beyond_botocores_retries_are_retried_with_jittered_ba
 
 
 def test_throttled_polls_back_off_for_every_fold():
-    sim = SimulatedSageMaker(ManualClock(), start_seconds=30, train_seconds=60, throttle={"DescribeTrainingJob": 8})
+    sim = SimulatedSageMaker(ManualClock(), start_seconds=30, train_seconds=60, throttle={"ListTrainingJobs": 8})
     runner = make_runner(sim)
     assert len(runner.run(tasks())) == K
     assert runner.api.calls.throttled == 8
+
+
+def test_without_list_permission_every_running_fold_is_described_each_tick(caplog):
+    class NoList(SimulatedSageMaker):
+        def list_training_jobs(self, **request):
+            from tests.fakes.simulated import client_error
+
+            raise client_error("AccessDeniedException", "not authorized to perform: sagemaker:ListTrainingJobs",
+                               "ListTrainingJobs")
+
+    sim = NoList(ManualClock(), start_seconds=30, train_seconds=60)
+    runner = make_runner(sim)
+    assert len(runner.run(tasks())) == K
+    assert runner.api.calls.lists == 1 and runner.api.calls.describes > K
+    assert "may not call ListTrainingJobs" in caplog.text and "sagemaker:ListTrainingJobs" in caplog.text
 
 
 def test_a_failed_fold_stops_its_siblings_and_fails_with_its_reason():
@@ -148,8 +190,8 @@ def test_a_failed_fold_stops_its_siblings_and_fails_with_its_reason():
     assert f"fold job {PARENT}-f2 failed: AlgorithmError: LightGBM ran out of memory" in str(failure.value)
     stopped = sorted(c[2] for c in sim.calls if c[1] == "StopTrainingJob" and c[3] == "OK")
     assert stopped == [f"{PARENT}-f{i}" for i in (0, 1, 3, 4)]
-    # Found within K early polls of the failure, not after the siblings' 400 s.
-    assert sim.clock.monotonic() - sim.end_time(f"{PARENT}-f2") < K * Timing().poll_min * (1 + Timing().jitter)
+    # Found on the next tick (every fold is seen every tick), not after the siblings' 400 s.
+    assert sim.clock.monotonic() - sim.end_time(f"{PARENT}-f2") < Timing().poll_min * (1 + Timing().jitter)
     runner.stop()  # what the coordinator does next: nothing left to stop, no more calls
     assert runner.api.calls.stops == 4
 
@@ -252,16 +294,83 @@ def test_a_job_with_our_name_that_is_not_ours_is_left_alone_and_reported():
     assert f"{PARENT}-f3" not in stopped and stopped == {f"{PARENT}-f{i}" for i in range(3)}
 
 
-def test_quota_errors_name_the_quota_to_raise():
-    message = ("The account-level service limit 'ml.m5.xlarge for training job usage' is 4 Instances, with current "
-               "utilization of 4 Instances and a request delta of 1 Instances. Please use AWS Service Quotas to "
-               "request an increase for this quota.")
-    sim = SimulatedSageMaker(ManualClock(), quota_message=message)
+QUOTA = ("The account-level service limit 'ml.m5.xlarge for training job usage' is 4 Instances, with current "
+         "utilization of 4 Instances and a request delta of 1 Instances. Please use AWS Service Quotas to request an "
+         "increase for this quota.")
+
+
+def test_three_quota_refusals_in_a_row_cost_a_delay_not_the_trial(caplog):
+    sim = SimulatedSageMaker(ManualClock(), start_seconds=30, train_seconds=60, quota_message=QUOTA, quota_times=3)
+    runner = make_runner(sim)
+    assert len(runner.run(tasks())) == K
+    refused = creates(sim, "ResourceLimitExceeded")
+    assert len(refused) == 3 and len(creates(sim)) == K
+    waits = [b[0] - a[0] for a, b in itertools.pairwise([*refused, creates(sim)[0]])]
+    timing = Timing()
+    assert all(timing.quota_retry_min / 2 <= w <= timing.quota_retry_max for w in waits)
+    assert len({round(w, 6) for w in waits}) == 3  # jittered, not a fixed period
+    assert "refused fold 0's job for a quota" in caplog.text
+
+
+def test_a_quota_that_stays_refused_fails_the_trial_naming_it_after_the_patience():
+    sim = SimulatedSageMaker(ManualClock(), quota_message=QUOTA)
+    timing = Timing(quota_patience=600)
     with pytest.raises(UserInputError) as error:
-        make_runner(sim).run(tasks())
+        make_runner(sim, timing).run(tasks())
     text = str(error.value)
     assert "ResourceLimitExceeded" in text and "quota 'ml.m5.xlarge for training job usage'" in text
-    assert "Service Quotas" in text and "max_parallel_jobs" in text
+    assert "Service Quotas" in text and "max_parallel_jobs" in text and "retried for 600 s" in text
+    assert sim.clock.monotonic() == pytest.approx(600)
+    assert len(creates(sim, "ResourceLimitExceeded")) > 5
+
+
+def test_a_refused_quota_gives_up_at_the_coordinators_deadline():
+    sim = SimulatedSageMaker(ManualClock(), quota_message=QUOTA)
+    timing = Timing()
+    with pytest.raises(UserInputError, match="quota 'ml.m5.xlarge for training job usage'.*MaxRuntimeInSeconds"):
+        make_runner(sim, timing, max_runtime=600, used=100).run(tasks())
+    assert sim.clock.monotonic() == pytest.approx(600 - 100 - timing.deadline_margin)
+
+
+def test_without_warm_pool_quota_the_log_names_the_quota_to_raise(caplog):
+    sim = SimulatedSageMaker(ManualClock(), start_seconds=30, train_seconds=60, warm_pool_quota=0)
+    runner = make_runner(sim)
+    runner.run(tasks())
+    assert all(f.pool_kept is False for f in runner.jobs.jobs)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("kept no warm pool" in w and "'ml.m5.xlarge for training warm pool usage'" in w for w in warnings)
+    assert sum("kept no warm pool" in w for w in warnings) == 1  # once a trial, not once a fold
+
+
+def test_a_trial_whose_folds_reuse_no_pool_says_which_quota_to_check(caplog):
+    sim = SimulatedSageMaker(ManualClock(), start_seconds=30, train_seconds=60)
+    make_runner(sim).run(tasks())  # the first trial: nothing to reuse yet
+    assert "none of this trial's 5 fold jobs started on a warm pool" in caplog.text
+    assert "'ml.m5.xlarge for training warm pool usage'" in caplog.text
+    caplog.clear()
+    second = make_runner(sim)
+    second.template = FoldJobTemplate.from_parent({**parent_description(sim.clock), "TrainingJobName": "trial-8"},
+                                                  600)
+    second.run(tasks())
+    assert "5 reused a warm pool" in second.describe() and "none of this trial" not in caplog.text
+
+
+def test_the_next_coordinator_created_before_its_folds_leaves_their_pools_to_them():
+    """The tuner creates trial 2's coordinator while trial 1's fold pools are Available; by the documented matching
+    rule a coordinator with the folds' settings would take one. Fold jobs set apart a matched field, so it does not,
+    and every fold of trial 2 starts warm."""
+    sim = SimulatedSageMaker(ManualClock(), start_seconds=30, warm_start_seconds=5, train_seconds=60)
+    make_runner(sim).run(tasks())
+    coordinator = {k: v for k, v in parent_description(sim.clock).items() if k in (
+        "AlgorithmSpecification", "RoleArn", "InputDataConfig", "OutputDataConfig", "ResourceConfig",
+        "StoppingCondition")}
+    sim.create_training_job(TrainingJobName="trial-8", HyperParameters={"mode": "coordinator"}, **coordinator)
+    assert not sim.jobs["trial-8"].warm
+    second = make_runner(sim)
+    second.template = FoldJobTemplate.from_parent({**parent_description(sim.clock), "TrainingJobName": "trial-8"},
+                                                  600)
+    second.run(tasks())
+    assert all(sim.jobs[f"trial-8-f{i}"].warm for i in range(K))
 
 
 def test_folds_that_cannot_finish_before_the_coordinators_max_runtime_are_stopped():
@@ -326,11 +435,20 @@ def test_copied_tags_the_service_rejects_are_dropped_not_fatal(caplog):
 
 def test_a_fold_stopped_by_its_own_max_runtime_says_so():
     class MaxRuntime(SimulatedSageMaker):
-        def _describe(self, job):
-            out = super()._describe(job)
-            if out["TrainingJobStatus"] == "Completed" and out["TrainingJobName"].endswith("-f1"):
-                out.update(TrainingJobStatus="Stopped", SecondaryStatus="MaxRuntimeExceeded")
-            return out
+        """Fold 1 ends Stopped/MaxRuntimeExceeded instead of Completed, in its summary and its description."""
+
+        @staticmethod
+        def _stopped(job):
+            if job["TrainingJobStatus"] == "Completed" and job["TrainingJobName"].endswith("-f1"):
+                job.update(TrainingJobStatus="Stopped", SecondaryStatus="MaxRuntimeExceeded")
+            return job
+
+        def describe_training_job(self, *, TrainingJobName):  # noqa: N803
+            return self._stopped(super().describe_training_job(TrainingJobName=TrainingJobName))
+
+        def list_training_jobs(self, **request):
+            page = super().list_training_jobs(**request)
+            return {**page, "TrainingJobSummaries": [self._stopped(s) for s in page["TrainingJobSummaries"]]}
 
     sim = MaxRuntime(ManualClock(), start_seconds=10, train_seconds=100)
     with pytest.raises(FoldFailed, match=r"trial-7-f1 reached its MaxRuntimeInSeconds \(86400 s"):

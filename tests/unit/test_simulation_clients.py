@@ -7,11 +7,11 @@ import random
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.fakes.simulated import SimulatedSageMaker
 from warmcv.clock import ManualClock
 from warmcv.simulation.clients import PATIENT, PROMPT, RetryPolicy, SimulatedClient
-from warmcv.simulation.sagemaker import SimulatedSageMaker
 
-from .test_simulated_sagemaker import request
+from .test_training_service import request
 
 
 def test_standard_mode_gives_up_after_its_attempts_and_raises_what_boto3_raises():
@@ -62,4 +62,4 @@ def test_latency_is_spent_on_the_clock_for_every_attempt():
     client.create_training_job(**request("a"))
     client.describe_training_job(TrainingJobName="a")
     assert sim.clock.monotonic() == pytest.approx(0.5)
-    assert sim.jobs["a"].created == pytest.approx(0.25)
+    assert sim.jobs["a"].created == pytest.approx(0.25)  # the request arrived after its round trip

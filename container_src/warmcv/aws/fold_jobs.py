@@ -4,10 +4,12 @@ Pure functions over the coordinator's own DescribeTrainingJob answer, so the req
 field by field without AWS. The fold jobs copy everything that decides where and how they run (image,
 role, instances, volume and its KMS key, channels, output path and its KMS key, VPC, network settings,
 environment): copying is what lets them run in locked-down accounts, and identical settings across
-folds and rounds are what lets SageMaker hand a warm pool from one fold job to the next.
+folds and rounds are what lets SageMaker hand a warm pool from one fold job to the next. One matching
+field is deliberately set apart (`separate_fold_pools`), so that no coordinator, final training or other
+job of the account can take a fold's pool, while every fold job of every trial still matches every other.
 
-botocore validates types and minimums but not maximums or name patterns, so those limits are checked
-here, before a request leaves the process.
+botocore validates types and minimums but not maximums or name patterns, so those limits (documented in
+`warmcv.training_service.rules`) are checked here, before a request leaves the process.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
-import re
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,20 +25,20 @@ from typing import Any
 from warmcv.aws import tags as tag_keys
 from warmcv.declarations import MAX_KEEP_ALIVE_SECONDS, WORKER_METRICS, metric_definitions
 from warmcv.errors import UserInputError
+from warmcv.training_service.rules import (
+    JOB_NAME_MAX,
+    JOB_NAME_PATTERN,
+    MAX_HYPERPARAMETER_KEY,
+    MAX_HYPERPARAMETER_VALUE,
+    MAX_HYPERPARAMETERS,
+    MAX_METRIC_DEFINITIONS,
+    MAX_TAG_VALUE,
+    MAX_TAGS,
+)
 
 log = logging.getLogger(__name__)
 
-# TrainingJobName limits from the SageMaker API reference (botocore does not check the pattern or length).
-JOB_NAME_MAX = 63
-JOB_NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 HASH_CHARS = 8
-# CreateTrainingJob limits that botocore does not enforce client-side.
-MAX_HYPERPARAMETERS = 100
-MAX_HYPERPARAMETER_KEY = 256
-MAX_HYPERPARAMETER_VALUE = 2500
-MAX_TAGS = 50
-MAX_TAG_VALUE = 256
-MAX_METRIC_DEFINITIONS = 40
 # A restarted coordinator may find its previous attempt's fold job Failed or Stopped; it then starts the
 # fold again under the next attempt's name. Bounded, so a fold that always fails cannot loop forever.
 MAX_ATTEMPTS = 5
@@ -111,10 +113,10 @@ def tuning_job_name(tuning_job_arn: str | None) -> str | None:
 
 
 def copyable_user_tags(tags: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
-    """The coordinator's own tags a fold job should carry: not `aws:` (reserved), not warmcv's (set anew)."""
-    return [{"Key": t["Key"], "Value": t.get("Value", "")} for t in tags
-            if not t["Key"].lower().startswith(tag_keys.RESERVED_PREFIX)
-            and not t["Key"].startswith(tag_keys.TAG_PREFIX)]
+    """The coordinator's own tags a fold job should carry: not `aws:` (reserved for AWS), not `sagemaker:`
+    (SageMaker's bookkeeping of the coordinator's own pipeline step), not warmcv's (set anew per fold)."""
+    dropped = (tag_keys.RESERVED_PREFIX, tag_keys.SAGEMAKER_PREFIX, tag_keys.TAG_PREFIX)
+    return [{"Key": t["Key"], "Value": t.get("Value", "")} for t in tags if not t["Key"].lower().startswith(dropped)]
 
 
 def fold_tags(parent: str, tuning_job: str | None, fold: int,
@@ -181,6 +183,8 @@ class FoldJobTemplate:
             value = parent.get(key)
             if value not in (None, {}, []):
                 base[key] = copy.deepcopy(value)
+        notes.extend(force_gzip_output(base))
+        notes.append(separate_fold_pools(base))
         stopping = {k: v for k, v in (parent.get("StoppingCondition") or {}).items() if k in _STOPPING_FIELDS}
         if max_runtime_seconds is not None:
             capped = max(1, int(max_runtime_seconds))
@@ -210,6 +214,63 @@ class FoldJobTemplate:
         if len(request["AlgorithmSpecification"]["MetricDefinitions"]) > MAX_METRIC_DEFINITIONS:
             raise UserInputError(f"more than {MAX_METRIC_DEFINITIONS} metric definitions")
         return request
+
+
+# The matching field fold jobs set apart from every other job (rules.WARM_POOL_MATCH_FIELDS).
+SEPARATING_FIELD = "EnableInterContainerTrafficEncryption"
+
+
+def separate_fold_pools(base: dict[str, Any]) -> str:
+    """Give fold jobs warm pools that only fold jobs can match. Returns the note for the log.
+
+    SageMaker hands an Available pool to ANY job whose RoleArn, instance type and count, volume size and KMS
+    key, VPC, network isolation and inter-container encryption are identical (rules.warm_pool_match_key;
+    KeepAlive is not compared, an absent boolean is false). A fold job copies all of them from its
+    coordinator, so without a difference the next trial's coordinator, created by the tuner moments before its
+    folds, takes one of the previous trial's fold pools, and one fold of every trial starts cold.
+
+    The field set apart is EnableInterContainerTrafficEncryption, turned ON for fold jobs: "Enabling
+    inter-container traffic encryption doesn't affect training jobs with a single compute instance"
+    (rules.TRAFFIC_ENCRYPTION), and a fold's worker trains on one instance and talks to no other, so it costs
+    nothing; it tightens, never loosens, a security setting; coordinators (the tuner's training job
+    definition) and the final training (the launcher's ModelTrainer) leave it off, as do other jobs by
+    default. Every fold job of every trial sets it the same way, so fold pools pass from trial to trial.
+    When the coordinator already has it on, the folds keep it on (never weaken it) and ask for one GB more
+    volume instead (VolumeSizeInGB is matched too; a GB of EBS for the fold's hours costs next to nothing).
+    """
+    resources = base.setdefault("ResourceConfig", {})
+    if not base.get(SEPARATING_FIELD):
+        base[SEPARATING_FIELD] = True
+        return ("fold jobs set EnableInterContainerTrafficEncryption=true (no effect on single-instance jobs), so "
+                "their warm pools match only other fold jobs, not the coordinators or the final training")
+    resources["VolumeSizeInGB"] = int(resources.get("VolumeSizeInGB") or 0) + 1
+    return (f"the coordinator already encrypts inter-container traffic; fold jobs use {resources['VolumeSizeInGB']} "
+            "GB volumes (one more) so that their warm pools match only other fold jobs")
+
+
+def force_gzip_output(base: dict[str, Any]) -> list[str]:
+    """Fold jobs upload output/data as output.tar.gz, whatever the coordinator asked for (rules.output_locations):
+    with CompressionType NONE there is no output.tar.gz, and the fold's metrics.json could not be read."""
+    output = base.get("OutputDataConfig")
+    if output is None:
+        return []
+    notes = []
+    if str(output.get("CompressionType", "GZIP")).upper() != "GZIP":
+        notes.append(f"the coordinator's OutputDataConfig.CompressionType is {output['CompressionType']}; fold jobs "
+                     "use GZIP, so that each fold's metrics.json arrives in output.tar.gz")
+    output["CompressionType"] = "GZIP"
+    return notes
+
+
+def fold_name_filter(parent: str, folds: Sequence[int]) -> str:
+    """The longest prefix every fold-job name of `parent` shares, for ListTrainingJobs' NameContains.
+
+    Long parent names are cut by different amounts for different suffixes (`fold_job_name`), so this is the
+    common prefix of the extremes, not simply `<parent>-f`. It may match other coordinators' jobs too: the
+    runner only ever looks at the exact names it created.
+    """
+    names = [fold_job_name(parent, fold, attempt) for fold in folds for attempt in (1, MAX_ATTEMPTS)]
+    return os.path.commonprefix(names)[:JOB_NAME_MAX] if names else parent[:JOB_NAME_MAX]
 
 
 def network_isolation_message(name: str) -> str:

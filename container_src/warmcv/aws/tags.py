@@ -14,3 +14,6 @@ ROLE_FOLD = "fold"
 ROLE_FINAL = "final"
 # Keys in the reserved aws: namespace cannot be set by users, so they are never copied to a fold job.
 RESERVED_PREFIX = "aws:"
+# Keys in sagemaker: are SageMaker's own bookkeeping (Pipelines tags the jobs of its steps with them): they
+# describe the coordinator's step, not the fold jobs, so they are not copied either.
+SAGEMAKER_PREFIX = "sagemaker:"

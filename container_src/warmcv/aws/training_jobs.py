@@ -1,8 +1,8 @@
 """The one small interface through which the coordinator talks to AWS.
 
-Four SageMaker operations (CreateTrainingJob, DescribeTrainingJob, StopTrainingJob, ListTags) and one S3
-read, each turning botocore's error codes into the few outcomes the runner decides on. The clients are
-duck-typed: anything with boto3's method names and keyword arguments that raises
+Five SageMaker operations (CreateTrainingJob, DescribeTrainingJob, ListTrainingJobs, StopTrainingJob,
+ListTags) and one S3 read, each turning botocore's error codes into the few outcomes the runner decides
+on. The clients are duck-typed: anything with boto3's method names and keyword arguments that raises
 `botocore.exceptions.ClientError` works, which is how a simulator drives the real runner with simulated
 SageMaker and simulated time. Every call is counted, so a trial can report its API cost.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError, HTTPClientError
@@ -40,6 +41,8 @@ class SageMakerClient(Protocol):
     def describe_training_job(self, *, TrainingJobName: str) -> Mapping[str, Any]: ...
 
     def stop_training_job(self, *, TrainingJobName: str) -> Mapping[str, Any]: ...
+
+    def list_training_jobs(self, **filters: Any) -> Mapping[str, Any]: ...
 
     def list_tags(self, *, ResourceArn: str, MaxResults: int = ..., NextToken: str = ...) -> Mapping[str, Any]:
         ...
@@ -125,6 +128,7 @@ class ApiCalls:
 
     creates: int = 0
     describes: int = 0
+    lists: int = 0  # ListTrainingJobs pages
     stops: int = 0
     list_tags: int = 0
     s3_reads: int = 0
@@ -135,8 +139,8 @@ class ApiCalls:
         return asdict(self)
 
     def summary(self) -> str:
-        return (f"{self.creates} creates, {self.describes} describes, {self.stops} stops, {self.list_tags} "
-                f"list-tags, {self.s3_reads} S3 reads ({self.throttled} throttled after retries)")
+        return (f"{self.creates} creates, {self.lists} lists, {self.describes} describes, {self.stops} stops, "
+                f"{self.list_tags} list-tags, {self.s3_reads} S3 reads ({self.throttled} throttled after retries)")
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -181,6 +185,27 @@ class TrainingJobsApi:
     def describe_training_job(self, name: str, prompt: bool = False) -> dict[str, Any]:
         client = self.prompt if prompt else self.sagemaker
         return self._call("describes", "DescribeTrainingJob", client.describe_training_job, TrainingJobName=name)
+
+    def list_training_jobs(self, name_contains: str | None = None,
+                           created_after: datetime | None = None) -> list[dict[str, Any]]:
+        """Every TrainingJobSummary whose name contains `name_contains` and that was created after `created_after`.
+
+        One ListTrainingJobs request per page of 100 (newest first). The creation-time filter keeps the answer
+        to the jobs made since this coordinator's own job was created, however long the account's history.
+        """
+        summaries: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"MaxResults": 100, "SortBy": "CreationTime", "SortOrder": "Descending"}
+        if name_contains:
+            kwargs["NameContains"] = name_contains
+        if created_after is not None:
+            kwargs["CreationTimeAfter"] = created_after
+        while True:
+            page = self._call("lists", "ListTrainingJobs", self.sagemaker.list_training_jobs, **kwargs)
+            summaries.extend(page.get("TrainingJobSummaries", []))
+            token = page.get("NextToken")
+            if not token:
+                return summaries
+            kwargs["NextToken"] = token
 
     def stop_training_job(self, name: str) -> None:
         """Raises NotStoppable when the job has already ended, JobNotFound when it never existed."""

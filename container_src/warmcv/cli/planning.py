@@ -33,6 +33,11 @@ def _add_scenario(parser: argparse.ArgumentParser) -> None:
                        help="start-up of a coordinator on an instance the tuner reuses (default: --warm-startup)")
     group.add_argument("--no-coordinator-reuse", action="store_true",
                        help="every coordinator starts cold (the tuner reuses no instance)")
+    group.add_argument("--download-cold", default="30",
+                       help="of a cold start-up, the image and input downloads after TrainingStartTime, which are "
+                            "billed (default 30 s; an assumption)")
+    group.add_argument("--download-warm", default="5",
+                       help="of a warm start-up, the input download, billed (default 5 s; an assumption)")
     group.add_argument("--keep-alive", type=int,
                        help="fold jobs' warm-pool keep-alive in seconds, 0..3600 (default: the keep_alive_seconds "
                             "hyperparameter's default, as the launcher uses)")
@@ -66,8 +71,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     plan = commands.add_parser(
         "plan", help="estimate wall time, instance-hours, cost, quotas and API rates of a tuning job",
         description="Closed-form estimates for M parallel coordinator trials x N rounds with K folds each, "
-                    "cold and with warm pools, next to design.md's own arithmetic; --simulate also runs the "
-                    "discrete-event simulator (the real coordinator code in simulated time) with the same values.")
+                    "cold and with warm pools, next to the arithmetic N x (S + T) and S + T + (N - 1) x T, with the "
+                    "assumptions AWS publishes no figure for and how the estimate moves across their range; "
+                    "--simulate also runs the discrete-event simulator (the real coordinator code in simulated "
+                    "time) with the same values.")
     plan.add_argument("--simulate", action="store_true", help="also run the simulator (cold and warm)")
     _add_scenario(plan)
     plan.set_defaults(handler=_plan)
@@ -107,6 +114,8 @@ def _inputs(args: argparse.Namespace) -> Any:
         warm_startup=parse_duration(args.warm_startup, "--warm-startup"),
         coordinator_startup=parse_duration(coordinator, "--coordinator-startup") if coordinator else None,
         coordinator_reuse=not args.no_coordinator_reuse, keep_alive=args.keep_alive,
+        download_cold=parse_duration(args.download_cold, "--download-cold"),
+        download_warm=parse_duration(args.download_warm, "--download-warm"),
         coordinator_trains_fold=args.coordinator_trains_fold,
         tuner_gap=parse_duration(args.tuner_gap, "--tuner-gap"), api_latency=args.api_latency,
         instance_type=args.instance_type, price=args.price, release_pools=args.release_pools,
@@ -134,6 +143,7 @@ def _simulation(args: argparse.Namespace, inputs: Any, keep_alive: int) -> Any:
                     stop_at=parse_duration(args.stop_at, "--stop-at") if args.stop_at else None)
     workload = Workload(startup=inputs.startup, warm_startup=inputs.warm_startup,
                         coordinator_startup=inputs.coordinator_startup, train=inputs.train, train_cv=args.noise,
+                        download_cold=inputs.download_cold, download_warm=inputs.download_warm,
                         startup_cv=args.noise, failure_rate=args.failure_rate, seed=args.seed)
     account = Account(create_rate=args.create_rate, describe_rate=args.describe_rate, api_latency=inputs.api_latency,
                       instance_quota=args.instance_quota, warm_pool_quota=args.warm_pool_quota)
@@ -143,18 +153,20 @@ def _simulation(args: argparse.Namespace, inputs: Any, keep_alive: int) -> Any:
 
 # -- plan ------------------------------------------------------------------------------------------------------
 def _plan(args: argparse.Namespace) -> int:
-    from warmcv.simulation.plan import estimate, seed_model
+    from warmcv.simulation.plan import assumptions, estimate, seed_model
     from warmcv.simulation.tables import hours, number, percent, short, table
 
     inputs = _inputs(args)
     cold, warm = estimate(inputs, warm=False), estimate(inputs, warm=True)
     seed = seed_model(inputs)
+    unknowns = assumptions(inputs)
     simulated = {}
     if args.simulate:
         simulated = {"cold": _simulation(args, inputs, 0), "warm": _simulation(args, inputs, inputs.keep_alive)}
     if args.json:
         print(json.dumps({"inputs": _inputs_dict(inputs), "seed_model": seed,
                           "estimates": {"cold": cold.to_dict(), "warm": warm.to_dict()},
+                          "assumptions": [a.to_dict() for a in unknowns],
                           "simulations": {k: r.to_dict() for k, r in simulated.items()}}, indent=2, default=str))
         return 0
 
@@ -163,7 +175,7 @@ def _plan(args: argparse.Namespace) -> int:
           f"({k} fold jobs per trial{', fold 0 on the coordinator' if inputs.coordinator_trains_fold else ''}); "
           f"start-up {short(inputs.startup)} cold, {short(inputs.warm_startup)} warm; training {short(inputs.train)}; "
           f"keep-alive {inputs.keep_alive} s; {inputs.instance_type}\n")
-    header = ["", "design.md cold", "design.md warm", "warmcv cold", "warmcv warm"]
+    header = ["", "arithmetic cold", "arithmetic warm", "warmcv cold", "warmcv warm"]
     if simulated:
         header += ["simulated cold", "simulated warm"]
     limit = inputs.rounds * inputs.train
@@ -212,10 +224,17 @@ def _plan(args: argparse.Namespace) -> int:
             lambda e: number(e.warm_pool_instances), lambda r: number(r.peak_pool_instances)),
         row("CreateTrainingJob per second (limit ~1)", "", "", lambda e: f"{e.creates_per_second:.3f}",
             lambda r: f"{r.api.get('CreateTrainingJob', {}).get('per_second', 0):.3f}"),
-        row("DescribeTrainingJob per second", "", "", lambda e: f"{e.describes_per_second:.2f}",
-            lambda r: f"{r.api.get('DescribeTrainingJob', {}).get('per_second', 0):.2f}"),
+        row("ListTrainingJobs per second (polls; ~2 allowed)", "", "", lambda e: f"{e.lists_per_second:.2f}",
+            lambda r: f"{r.api.get('ListTrainingJobs', {}).get('per_second', 0):.2f}"),
     ]
     print(table(header, rows))
+    print("\narithmetic: N x (S + T) cold, S + T + (N - 1) x T warm (no coordinator, instant warm starts, no API "
+          "pacing or polling); warmcv: the closed forms of docs/simulation.md")
+    print("\nAssumptions AWS publishes no figure for, and the warm-pool estimate across each one's range "
+          "(wall time, instance-hours):")
+    print(table(["assumption", "used", "low", "middle", "high"],
+                [[a.name, a.used] + [f"{label}: {hours(e.wall_seconds)}, {number(e.instance_hours['total'])}"
+                                     for label, e in a.points] for a in unknowns]))
     print("\nA later trial, step by step:")
     steps = [("tuner_gap", "tuner's gap"), ("coordinator_startup", "coordinator start-up"),
              ("discovery", "self-discovery"), ("create_pacing", "paced creates"), ("fold_startup", "fold start-up"),
@@ -275,6 +294,7 @@ def _simulate(args: argparse.Namespace) -> int:
         ["fold jobs cold / on warm pools", f"{report.fold_jobs - report.fold_jobs_warm:,} / {report.fold_jobs_warm:,}"],
         ["coordinators cold / on reused instances",
          f"{report.coordinators_cold:,} / {len(report.trials) - report.coordinators_cold:,}"],
+        ["coordinators that took a fold's warm pool", number(report.coordinators_on_fold_pools)],
         ["instance-hours: coordinators", number(billing.get("coordinator", 0) / 3600)],
         ["instance-hours: fold jobs", number(billing.get("fold", 0) / 3600)],
         ["instance-hours: idle warm pools (after the last trial)",
@@ -303,6 +323,8 @@ def _simulate(args: argparse.Namespace) -> int:
     print(table(["operation", "requests", "throttled", "per second", "busiest second"],
                 [[op, number(s["requests"]), number(s["throttled"]), f"{s['per_second']:.3f}",
                   number(s["peak_per_second"])] for op, s in sorted(report.api.items())]))
+    for problem in report.tuner_limits:
+        print(f"\nwarning: {problem}")
     failures = [t for t in report.trials if t.status == "Failed"]
     if failures:
         print(f"\n{len(failures)} trial(s) failed; the first: {failures[0].name}: {failures[0].failure}")

@@ -19,10 +19,7 @@ from warmcv.declarations.types import (
     Interval,
     TuningRange,
 )
-
-# The SageMaker limit on one job's KeepAlivePeriodInSeconds (botocore's model says 21600 but the service
-# rejects more than 3600, and botocore only validates the minimum).
-MAX_KEEP_ALIVE_SECONDS = 3600
+from warmcv.training_service.rules import MAX_KEEP_ALIVE_SECONDS  # AWS's documented limit, re-exported
 
 LIGHTGBM_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     IntegerHyperparameter(

@@ -38,9 +38,11 @@ STEP_ACTIONS: dict[str, tuple[str, ...]] = {
     "Condition": (),
     "Fail": (),
 }
-# What the coordinator calls (warmcv.runners.sagemaker and warmcv.aws); see design.md.
+# What the coordinator calls on its fold jobs (warmcv.runners.sagemaker and warmcv.aws; docs/sagemaker-fold-runner.md).
 COORDINATOR_ACTIONS = ("sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
                        "sagemaker:AddTags", "sagemaker:ListTags")
+# ... and how it watches them all at once; ListTrainingJobs has no resource-level permissions ("*" only).
+COORDINATOR_LIST_ACTIONS = ("sagemaker:ListTrainingJobs",)
 ECR_PULL = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
 LOG_WRITE = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams")
 _ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
@@ -126,6 +128,7 @@ def job_role_policy(config: LauncherConfig) -> dict[str, Any]:
         _statement("Metrics", ["cloudwatch:PutMetricData"], "*",
                    {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}),
         _statement("CoordinatorFoldJobs", COORDINATOR_ACTIONS, arns.sagemaker("training-job/*")),
+        _statement("CoordinatorWatchesFoldJobs", COORDINATOR_LIST_ACTIONS, "*"),
         _statement("CoordinatorPassesItsRole", ["iam:PassRole"], config.aws.role_arn,
                    {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
     )

@@ -156,6 +156,9 @@ class SimulatedClient:
     def stop_training_job(self, *, TrainingJobName: str) -> Any:  # noqa: N803
         return self._call("stop_training_job", TrainingJobName=TrainingJobName)
 
+    def list_training_jobs(self, **kwargs: Any) -> Any:
+        return self._call("list_training_jobs", **kwargs)
+
     def list_tags(self, **kwargs: Any) -> Any:
         return self._call("list_tags", **kwargs)
 

@@ -10,10 +10,15 @@ with K' fold jobs per trial (K, or K - 1 when the coordinator trains fold 0 itse
 runs N trials one after another: wall time = first trial + (N - 1) x later trial. The first trial of a
 slot starts everything cold; later ones start the coordinator on an instance AMT reuses and, with a
 keep-alive, the folds on warm pools. No randomness, no contention between slots: the simulator adds
-those (noisy times, throttling, slots drifting apart).
+those (noisy times, throttling, slots drifting apart). Billing follows `warmcv.training_service.rules`:
+from TrainingStartTime, so a start-up's downloads (image and input; input only on a warm pool) are billed.
 
-`seed_model` is design.md's own arithmetic (N x (S + T) cold, S + T + (N - 1) x T warm), kept to show
-what the motivating figure assumes: no coordinator, instant warm starts, no pacing or polling.
+What AWS does not publish is an explicit ASSUMPTION (`assumptions()`): how fast the tuner restarts a
+coordinator on a reused instance, warm and cold start-up times, and how much of a start-up is downloads;
+`warmcv plan` prints the figures across each one's plausible range.
+
+`seed_model` is the arithmetic that motivates warm pools (N x (S + T) cold, S + T + (N - 1) x T warm),
+kept to show what it assumes: no coordinator, instant warm starts, no pacing or polling.
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from warmcv.runners.sagemaker import Timing
+from warmcv.training_service import rules
 
-# Published request rates: CreateTrainingJob about 1/s per account and region; ListTrainingJobs 2/s (not
-# adjustable). AWS publishes none for DescribeTrainingJob: ListTrainingJobs' 2/s is the reference shown.
-CREATE_LIMIT = 1.0
-DESCRIBE_REFERENCE = 2.0
+# Request rates (rules): CreateTrainingJob 1/s per account and Region (AWS); ListTrainingJobs about 2/s, not
+# adjustable (a third-party report, an assumption). AWS publishes none for DescribeTrainingJob.
+CREATE_LIMIT = rules.CREATE_TRAINING_JOB_RATE
+LIST_REFERENCE = rules.LIST_TRAINING_JOBS_RATE
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,8 @@ class PlanInputs:
     warm_startup: float = 20.0  # a job on a reused warm pool
     coordinator_startup: float | None = None  # a coordinator on an instance AMT reuses (None: warm_startup)
     coordinator_reuse: bool = True  # False: every coordinator starts cold
+    download_cold: float = 30.0  # of a cold start-up, the downloads after TrainingStartTime (billed)
+    download_warm: float = 5.0  # of a warm start-up, the input download (billed)
     keep_alive: int = 600
     coordinator_trains_fold: bool = False
     tuner_gap: float = 0.0
@@ -58,6 +66,10 @@ class PlanInputs:
         if not self.coordinator_reuse:
             return self.startup
         return self.warm_startup if self.coordinator_startup is None else self.coordinator_startup
+
+    def billed_startup(self, startup: float, warm: bool) -> float:
+        """The part of a start-up after TrainingStartTime: the downloads (rules.billable_seconds)."""
+        return min(startup, self.download_warm if warm else self.download_cold)
 
 
 @dataclass
@@ -81,7 +93,8 @@ class Estimate:
     creates_per_second: float
     first_round_creates: int
     describes_per_trial: float
-    describes_per_second: float
+    lists_per_trial: float
+    lists_per_second: float
     notes: list[str] = field(default_factory=list)
     breakdown: dict[str, float] = field(default_factory=dict)  # a later trial's critical path
 
@@ -154,10 +167,15 @@ def estimate(inputs: PlanInputs, warm: bool) -> Estimate:
     wall = first_total + (n - 1) * later_total
     notes: list[str] = []
 
-    # Instance-hours: billed from the end of Starting to the end of the job, plus pools held Available.
-    coordinator_seconds = m * ((first_total - first["coordinator_startup"])
-                               + (n - 1) * (later_total - later["tuner_gap"] - later["coordinator_startup"]))
-    fold_seconds = m * n * k * inputs.train
+    # Instance-hours: billed from TrainingStartTime (so a start-up's downloads too) to the end of the job, plus
+    # pools held Available.
+    reused = inputs.coordinator_reuse
+    coordinator_seconds = m * (
+        (first_total - first["coordinator_startup"] + inputs.billed_startup(inputs.startup, warm=False))
+        + (n - 1) * (later_total - later["tuner_gap"] - later["coordinator_startup"]
+                     + inputs.billed_startup(inputs.reused_coordinator_startup, warm=reused)))
+    fold_seconds = m * k * (n * inputs.train + inputs.billed_startup(inputs.startup, warm=False)
+                            + (n - 1) * inputs.billed_startup(fold_startup_later, warm=bool(keep_alive)))
     pool_idle = 0.0
     tail = 0.0
     if keep_alive:
@@ -182,9 +200,11 @@ def estimate(inputs: PlanInputs, warm: bool) -> Estimate:
     hours["total"] = sum(hours.values())
     cost = hours["total"] * inputs.price if inputs.price is not None else None
 
-    describes_first = polls_before_first_finish(inputs.timing, later["create_pacing"] + fold_startup_later
-                                                + inputs.train)
-    describes = 1 + describes_first + 2 * k  # itself, the round robin, then every running fold near the end
+    # Polls: one ListTrainingJobs a tick (every fold at once), quick again from the first fold's end until the
+    # last's; a completed fold's output is read from where its request puts it: one describe, on itself.
+    lists = (polls_before_first_finish(inputs.timing, later["create_pacing"] + fold_startup_later + inputs.train)
+             + 1 + (k - 1) * create_gap(inputs.timing) / inputs.timing.poll_finish)
+    describes = 1
     if m > 1:
         notes.append(f"the first round's {m * k} creates share the account's ~{CREATE_LIMIT:g}/s: botocore's adaptive "
                      f"retries and the runner's pacing spread them over about {m * k / CREATE_LIMIT:.0f} s (once)")
@@ -192,22 +212,75 @@ def estimate(inputs: PlanInputs, warm: bool) -> Estimate:
     if rate > 0.5 * CREATE_LIMIT:
         notes.append(f"creates average {rate:.2f}/s against the account's ~{CREATE_LIMIT:g}/s: expect throttling "
                      "delays; fewer parallel trials or longer folds avoid them")
-    describe_rate = m * describes / later_total
-    if describe_rate > 0.5 * DESCRIBE_REFERENCE:
-        notes.append(f"describes average {describe_rate:.2f}/s; AWS publishes no DescribeTrainingJob limit (the "
-                     f"related ListTrainingJobs allows {DESCRIBE_REFERENCE:g}/s): raise poll_fraction through "
-                     "WARMCV_SAGEMAKER_TIMING if you see throttling")
+    list_rate = m * lists / later_total
+    if list_rate > 0.5 * LIST_REFERENCE:
+        notes.append(f"the coordinators' polls average {list_rate:.2f} ListTrainingJobs/s against about "
+                     f"{LIST_REFERENCE:g}/s for the account (not adjustable): expect throttling delays; raise "
+                     "poll_fraction and poll_min through WARMCV_SAGEMAKER_TIMING")
+    notes += [f"tuner: {problem}" for problem in rules.tuner_limit_problems(m * n, m, wall)]
     return Estimate(
         scenario="warm pools" if keep_alive else "cold (keep-alive 0)", jobs=m * n * (k + 1), coordinators=m * n,
         fold_jobs=m * n * k, wall_seconds=wall, training_limit_seconds=n * inputs.train,
         first_trial_seconds=first_total, later_trial_seconds=later_total, instance_hours=hours, cost=cost,
         fold_starts_cold=m * k * (1 if keep_alive else n), fold_starts_warm=m * k * (n - 1) if keep_alive else 0,
         training_instances=m * (k + 1), warm_pool_instances=m * k if keep_alive else 0,
-        creates_per_second=rate, first_round_creates=m * k, describes_per_trial=describes,
-        describes_per_second=describe_rate, notes=notes, breakdown=later)
+        creates_per_second=rate, first_round_creates=m * k, describes_per_trial=describes, lists_per_trial=lists,
+        lists_per_second=list_rate, notes=notes, breakdown=later)
 
 
 def seed_model(inputs: PlanInputs) -> dict[str, float]:
-    """design.md's motivating arithmetic for N sequential rounds: N x (S + T) cold, S + T + (N - 1) x T warm."""
+    """The motivating arithmetic for N sequential rounds: N x (S + T) cold, S + T + (N - 1) x T warm."""
     n, s, t = inputs.rounds, inputs.startup, inputs.train
     return {"cold_seconds": n * (s + t), "warm_seconds": s + t + (n - 1) * t, "training_limit_seconds": n * t}
+
+
+@dataclass
+class Assumption:
+    """Something AWS does not publish, the value the estimate uses, and the estimate across its plausible range."""
+
+    name: str
+    used: str  # the value in the estimate, as text
+    why: str  # what is unknown, and where the range comes from
+    points: list[tuple[str, Estimate]]  # (the value, the warm-pool estimate with it)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "used": self.used, "why": self.why,
+                "points": [{"value": label, "wall_seconds": e.wall_seconds,
+                            "instance_hours": e.instance_hours["total"], "cost": e.cost} for label, e in self.points]}
+
+
+def assumptions(inputs: PlanInputs) -> list[Assumption]:
+    """The unknowns of the warm-pool estimate, each across its plausible range (the rest of the inputs as given)."""
+    from dataclasses import replace
+
+    def seconds(value: float) -> str:
+        return f"{value:g} s"
+
+    def points(changes: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, Estimate]]:
+        return [(label, estimate(replace(inputs, **change), warm=True)) for label, change in changes]
+
+    s = inputs.startup
+    return [
+        Assumption(
+            "coordinator start-up on an instance the tuner reuses",
+            seconds(inputs.reused_coordinator_startup) if inputs.coordinator_reuse else f"cold ({seconds(s)})",
+            "tuning jobs reuse clusters between their training jobs (botocore's model, "
+            "HyperParameterTuningResourceConfig); how fast is not published",
+            points([("20 s", {"coordinator_reuse": True, "coordinator_startup": 20.0}),
+                    ("60 s", {"coordinator_reuse": True, "coordinator_startup": 60.0}),
+                    (f"cold ({seconds(s)})", {"coordinator_reuse": False})])),
+        Assumption(
+            "fold start-up on a warm pool", seconds(inputs.warm_startup),
+            "AWS positions warm pools for start-ups under 20 s; no distribution is published",
+            points([(seconds(v), {"warm_startup": v}) for v in (10.0, 20.0, 60.0)])),
+        Assumption(
+            "cold start-up (provisioning, image, data)", seconds(s),
+            "varies with the instance type, the region's capacity, the image size and the data",
+            points([(seconds(v), {"startup": v}) for v in (s / 2, s, 2 * s)])),
+        Assumption(
+            "billed downloads of a start-up, cold / warm", f"{inputs.download_cold:g} / {inputs.download_warm:g} s",
+            "billing starts at TrainingStartTime, before the image and input downloads (DescribeTrainingJob); "
+            "how long they take depends on the image and the data",
+            points([(f"{c:g} / {w:g} s", {"download_cold": c, "download_warm": w})
+                    for c, w in ((0.0, 0.0), (30.0, 5.0), (90.0, 20.0))])),
+    ]

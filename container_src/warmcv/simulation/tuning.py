@@ -12,15 +12,19 @@ SageMaker, and once its start-up has passed, an actor runs exactly what a coordi
 through boto3-shaped clients that retry like botocore (`clients`), on the scheduler's virtual clock.
 Fold jobs train for simulated seconds only (nothing is trained); the aggregation of their scores is real.
 
-The coordinator's own instance. Tuning jobs never keep warm pools for their own training jobs (the
-service drops KeepAlivePeriodInSeconds from the training job definition), but AMT reuses the instances
-of finished trials for the next ones by itself. So, by default (`coordinator_reuse`), a slot's first
-coordinator starts cold (`Workload.startup`) and later ones start like a job on a warm pool
-(`Workload.coordinator_startup`, by default the warm start-up): AWS publishes no separate figure for
-AMT's reuse, and a reused instance skips the same provisioning a warm pool does. Set it off to have
-every coordinator start cold (the pessimistic case). AMT's own CreateTrainingJob calls are not counted
-against the account's request rate (they are the service's, not the account's), and the pause between
-a trial ending and the next one starting is `tuner_gap` (0 by default: AWS publishes none).
+The service is the package's one model of SageMaker training (`warmcv.training_service`): every job, the
+tuner's coordinators included, is created through it, so a coordinator whose settings match an Available
+fold pool takes it, exactly as the documented matching rule says.
+
+The coordinator's own instance, an ASSUMPTION. Tuning jobs never keep warm pools for their own training
+jobs (the service drops KeepAlivePeriodInSeconds from the training job definition), but "Hyperparameter
+tuning jobs use warm pools by default, which reuse clusters between training jobs" (botocore's model,
+HyperParameterTuningResourceConfig). How fast a reused trial instance starts is not published. So, by
+default (`coordinator_reuse`), a slot's first coordinator starts cold (`Workload.startup`) and later ones
+in `Workload.coordinator_startup` (by default the warm start-up); `warmcv plan` shows the figures with
+20 s, 60 s and a cold start there. AMT's own CreateTrainingJob calls are not counted against the account's
+request rate (they are the service's, not the account's), and the pause between a trial ending and the
+next one starting is `tuner_gap` (0 by default: AWS publishes none).
 """
 
 from __future__ import annotations
@@ -30,14 +34,13 @@ import logging
 import math
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from warmcv.aws.fold_jobs import fold_job_name
+from warmcv.aws.tags import PARENT_JOB
 from warmcv.aws.training_jobs import ApiCalls, TrainingJobsApi
 from warmcv.cv import FoldTask
 from warmcv.data.manifest import Manifest
@@ -54,9 +57,19 @@ from warmcv.declarations import (
 from warmcv.errors import StopRequested
 from warmcv.runners.sagemaker import SageMakerFoldRunner, Timing
 from warmcv.simulation.clients import PATIENT, PROMPT, S3, SimulatedClient
-from warmcv.simulation.sagemaker import ACCOUNT, REGION, JobTiming, SimJob, SimulatedS3, SimulatedSageMaker
 from warmcv.simulation.scheduler import Actor, Scheduler
 from warmcv.simulation.workload import SimulatedLocalFold, Workload
+from warmcv.training_service import rules
+from warmcv.training_service.api import Objects, ObjectsApi, SageMakerApi
+from warmcv.training_service.service import (
+    ACCOUNT,
+    REGION,
+    JobPlan,
+    Quotas,
+    ServiceError,
+    TrainingJob,
+    TrainingService,
+)
 
 TUNING_JOB = "warmcv-sim"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/warmcv:simulated"
@@ -66,6 +79,13 @@ METRIC = "auc"
 DEFAULT_KEEP_ALIVE = int(HYPERPARAMETERS["keep_alive_seconds"].default)
 QUIET_LOGGERS = ("warmcv.runners", "warmcv.aws", "warmcv.modes")
 INJECTED_FAILURE = "AlgorithmError: injected fold failure"
+TUNING_JOB_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:hyper-parameter-tuning-job/{TUNING_JOB}"
+
+
+def job_kind(request: Mapping[str, Any]) -> str:
+    """coordinator | fold | job, from the warmcv mode the job runs (for billing by kind)."""
+    mode = (request.get("HyperParameters") or {}).get("mode")
+    return {"coordinator": "coordinator", "worker": "fold"}.get(str(mode), "job")
 
 
 @dataclass(frozen=True)
@@ -117,6 +137,8 @@ class Account:
     create_burst: float = 1.0
     describe_rate: float | None = None  # DescribeTrainingJob per second (AWS publishes none; None: unlimited)
     describe_burst: float = 2.0
+    list_rate: float | None = rules.LIST_TRAINING_JOBS_RATE  # ListTrainingJobs per second (an assumption)
+    list_burst: float = 2.0
     api_latency: float = 0.05  # simulated seconds per request
     instance_quota: int | None = None  # '<type> for training job usage' (None: enough)
     warm_pool_quota: int | None = None  # '<type> for training warm pool usage' (None: enough; AWS default is 0)
@@ -125,6 +147,8 @@ class Account:
         limits = {"CreateTrainingJob": (self.create_rate, self.create_burst)}
         if self.describe_rate:
             limits["DescribeTrainingJob"] = (self.describe_rate, self.describe_burst)
+        if self.list_rate:
+            limits["ListTrainingJobs"] = (self.list_rate, self.list_burst)
         return limits
 
 
@@ -139,6 +163,7 @@ class Trial:
     launched_at: float
     cold: bool
     startup: float
+    on_fold_pool: bool = False  # the coordinator matched, and took, an Available fold pool
     started_at: float | None = None
     discovered_at: float | None = None
     folds_done_at: float | None = None
@@ -153,6 +178,7 @@ class Trial:
     api: ApiCalls | None = None
     stop_requested: bool = False
     actor: Actor | None = None
+    previous_end: float | None = None  # when the slot's previous trial ended
 
 
 def simulated_manifest(folds: int) -> Manifest:
@@ -195,11 +221,16 @@ def quiet(level: int) -> Iterator[None]:
 class SimulatedTuner:
     """AMT: M slots, the next trial as soon as one ends, until M x N have run (or the tuning job is stopped)."""
 
-    def __init__(self, tuning: Tuning, workload: Workload, account: Account, timing: Timing,
-                 scheduler: Scheduler, service: SimulatedSageMaker):
+    def __init__(self, tuning: Tuning, workload: Workload, account: Account, timing: Timing, scheduler: Scheduler):
         self.tuning, self.workload, self.account, self.timing = tuning, workload, account, timing
-        self.scheduler, self.service = scheduler, service
+        self.scheduler = scheduler
         self.clock = scheduler.clock
+        self.objects = Objects()
+        self.service = TrainingService(self.clock, quotas=Quotas(account.instance_quota, account.warm_pool_quota),
+                                       rates=account.rate_limits(), planner=self.plan, objects=self.objects,
+                                       kind_of=job_kind)
+        self.sagemaker = SageMakerApi(self.service)
+        self.s3 = ObjectsApi(self.service, self.objects)
         self.rng = random.Random(f"{workload.seed}/tuner")
         self.manifest = simulated_manifest(tuning.folds)
         self.trials: list[Trial] = []
@@ -209,13 +240,21 @@ class SimulatedTuner:
         self.objective_regex = re.compile(VALIDATION_SCORE.regex)
         self.clients: list[SimulatedClient] = []
         self.injected: set[str] = set()  # fold job names that fail a quarter into their training
-        service.timing = self.fold_timing
+        self.coordinator_plans: dict[str, JobPlan] = {}  # the tuner's start-up of each coordinator it launches
+        self._slots_used: set[int] = set()
+        self._last_end: dict[int, float] = {}  # slot -> when its latest trial ended
 
-    def fold_timing(self, request: dict, warm: bool) -> JobTiming:
-        timing = self.workload.fold_timing(request, warm)
-        if request["TrainingJobName"] in self.injected:
-            return JobTiming(timing.start, timing.train, INJECTED_FAILURE, timing.train / 4)
-        return timing
+    def plan(self, request: Mapping[str, Any], warm: bool) -> JobPlan:
+        """The service's planner: a coordinator starts as the tuner decided (or on a warm pool it matched), a
+        fold job as the workload draws it."""
+        name = request["TrainingJobName"]
+        if job_kind(request) == "coordinator":
+            return self.workload.coordinator_plan(name, cold=False) if warm else self.coordinator_plans.pop(name)
+        plan = self.workload.fold_plan(request, warm)
+        if name in self.injected and plan.training is not None:
+            return JobPlan(plan.provisioning, plan.downloading, plan.training, failure=INJECTED_FAILURE,
+                           fail_after=plan.training / 4)
+        return plan
 
     # -- launching -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -232,7 +271,8 @@ class SimulatedTuner:
         return values
 
     def _request(self, name: str, hyperparameters: dict[str, str]) -> dict[str, Any]:
-        """The coordinator job AMT starts from the training job definition (no KeepAlive: AMT drops it)."""
+        """The coordinator job AMT starts from the training job definition (no KeepAlive: AMT drops it; the two
+        booleans left out, as the SDK's ModelTrainer leaves them out: absent is false)."""
         return {
             "TrainingJobName": name,
             "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File",
@@ -246,9 +286,6 @@ class SimulatedTuner:
                                "VolumeSizeInGB": self.tuning.volume_size_gb},
             "StoppingCondition": {"MaxRuntimeInSeconds": self.tuning.max_runtime},
             "HyperParameters": hyperparameters,
-            "TuningJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:hyper-parameter-tuning-job/{TUNING_JOB}",
-            "EnableNetworkIsolation": False,
-            "EnableInterContainerTrafficEncryption": False,
             "Tags": [{"Key": "team", "Value": "ml"}],
         }
 
@@ -259,14 +296,19 @@ class SimulatedTuner:
         name = f"{TUNING_JOB}-{index + 1:03d}-{self.rng.getrandbits(32):08x}"
         hyperparameters = parse_hyperparameters(
             {**self._static_hyperparameters(), **sample_hyperparameters(self.rng)}).to_strings()
-        cold = not self.tuning.coordinator_reuse or not any(t.slot == slot for t in self.trials)
-        startup = self.workload.coordinator_start(name, cold)
+        cold = not self.tuning.coordinator_reuse or slot not in self._slots_used
+        self._slots_used.add(slot)
+        self.coordinator_plans[name] = self.workload.coordinator_plan(name, cold)
         try:
-            self.service.launch(self._request(name, hyperparameters), startup)
-        except ClientError as error:
-            self.failure = f"could not start trial {name}: {error.response['Error']['Message']}"
+            job = self.service.create(self._request(name, hyperparameters), tuning_job_arn=TUNING_JOB_ARN)
+        except ServiceError as error:
+            self.coordinator_plans.pop(name, None)
+            self.failure = f"could not start trial {name}: {error.message}"
             return
-        trial = Trial(index, slot, name, hyperparameters, self.clock.monotonic(), cold, startup)
+        assert job.plan is not None
+        startup = job.plan.provisioning + job.plan.downloading
+        trial = Trial(index, slot, name, hyperparameters, self.clock.monotonic(), cold and not job.warm, startup,
+                      on_fold_pool=job.warm)
         self.trials.append(trial)
         for number, fold in self.tuning.failing_folds:
             if number == index + 1:
@@ -306,9 +348,9 @@ class SimulatedTuner:
         if trial.stop_requested:  # stopped while starting: the container never ran
             self._end(trial, "Stopped", "Stopped: the tuning job was stopped before this trial started")
             return
-        api = TrainingJobsApi(self._client(self.service, PATIENT, trial, "patient"),
-                              s3=self._client(SimulatedS3(self.service), S3, trial, "s3"),
-                              prompt=self._client(self.service, PROMPT, trial, "prompt"))
+        api = TrainingJobsApi(self._client(self.sagemaker, PATIENT, trial, "patient"),
+                              s3=self._client(self.s3, S3, trial, "s3"),
+                              prompt=self._client(self.sagemaker, PROMPT, trial, "prompt"))
         trial.api = api.calls
         try:
             hps = parse_hyperparameters(trial.hyperparameters)
@@ -338,6 +380,8 @@ class SimulatedTuner:
     def _end(self, trial: Trial, status: str, failure: str | None) -> None:
         trial.ended_at = self.clock.monotonic()
         trial.status, trial.failure = status, failure
+        trial.previous_end = self._last_end.get(trial.slot)
+        self._last_end[trial.slot] = trial.ended_at
         self.service.finish(trial.name, status, failure)
         self._trial_ended(trial)
 
@@ -396,7 +440,9 @@ class SimulationReport:
     real_seconds: float = 0.0
     switches: int = 0
     orphans: list[str] = field(default_factory=list)  # fold jobs still running when their coordinator had ended
-    service: SimulatedSageMaker | None = field(default=None, repr=False)  # every job and call, for analysis
+    coordinators_on_fold_pools: int = 0  # coordinators that took a fold job's warm pool (the matching rule allows it)
+    tuner_limits: list[str] = field(default_factory=list)  # what the run exceeds of the tuner's documented limits
+    service: TrainingService | None = field(default=None, repr=False)  # every job and call, for analysis
 
     @property
     def completed(self) -> int:
@@ -428,7 +474,8 @@ class SimulationReport:
                      "fold_jobs_on_warm_pools": self.fold_jobs_warm,
                      "fold_jobs_cold": self.fold_jobs - self.fold_jobs_warm,
                      "coordinators_cold": self.coordinators_cold,
-                     "coordinators_on_reused_instances": len(self.trials) - self.coordinators_cold},
+                     "coordinators_on_reused_instances": len(self.trials) - self.coordinators_cold,
+                     "coordinators_on_fold_pools": self.coordinators_on_fold_pools},
             "wall_seconds": self.wall_seconds, "training_limit_seconds": self.training_limit_seconds,
             "overhead_seconds": self.overhead_seconds,
             "overhead_share": (self.overhead_seconds / self.training_limit_seconds
@@ -441,7 +488,7 @@ class SimulationReport:
             "breakdown_warm_trial": asdict(self.breakdown_warm) | {"total": self.breakdown_warm.total},
             "breakdown_first_trial": asdict(self.breakdown_first) | {"total": self.breakdown_first.total},
             "best_objective": self.best_objective, "tuning_failure": self.tuning_failure,
-            "orphaned_fold_jobs": self.orphans,
+            "orphaned_fold_jobs": self.orphans, "tuner_limits": self.tuner_limits,
             "simulation": {"real_seconds": self.real_seconds, "actor_switches": self.switches},
         }
 
@@ -456,10 +503,8 @@ def simulate(tuning: Tuning | None = None, workload: Workload | None = None, acc
     tuning.check()
     began = time.perf_counter()
     scheduler = Scheduler()
-    service = SimulatedSageMaker(scheduler.clock, rate_limits=account.rate_limits(),
-                                 instance_quota=account.instance_quota, warm_pool_quota=account.warm_pool_quota,
-                                 timing=workload.fold_timing, results=workload.job_result)
-    tuner = SimulatedTuner(tuning, workload, account, timing, scheduler, service)
+    tuner = SimulatedTuner(tuning, workload, account, timing, scheduler)
+    service = tuner.service
     with quiet(log_level):
         tuner.start()
         scheduler.run()
@@ -468,7 +513,8 @@ def simulate(tuning: Tuning | None = None, workload: Workload | None = None, acc
             raise actor.error
     end = max((t.ended_at for t in tuner.trials if t.ended_at is not None), default=0.0)
     service.catch_up()
-    orphans = [j.name for j in service.jobs.values() if j.kind == "fold" and j.final is None and j.stopped_at is None]
+    orphans = [j.name for j in service.jobs.values()
+               if j.kind == "fold" and not j.ended and j.stop_requested_at is None]
     if tuning.release_pools:
         service.release_pools()
     billing_during = service.billing(until=end)
@@ -479,20 +525,20 @@ def simulate(tuning: Tuning | None = None, workload: Workload | None = None, acc
 
 
 def _report(tuning: Tuning, workload: Workload, account: Account, timing: Timing, tuner: SimulatedTuner,
-            service: SimulatedSageMaker, scheduler: Scheduler, end: float, billing_during: dict[str, float],
+            service: TrainingService, scheduler: Scheduler, end: float, billing_during: dict[str, float],
             billing_total: dict[str, float], orphans: list[str], real_seconds: float) -> SimulationReport:
-    folds_by_trial: dict[str, list[SimJob]] = {}
+    folds_by_trial: dict[str, list[TrainingJob]] = {}
     for job in service.jobs.values():
         if job.kind == "fold":
-            folds_by_trial.setdefault(service.parent_of(job) or "", []).append(job)
+            folds_by_trial.setdefault(parent_of(job) or "", []).append(job)
     fold_jobs = [j for jobs in folds_by_trial.values() for j in jobs]
     runner_calls: dict[str, int] = {}
     for trial in tuner.trials:
         for key, value in (trial.api.to_dict() if trial.api else {}).items():
             runner_calls[key] = runner_calls.get(key, 0) + value
-    warm = [_breakdown(t, folds_by_trial.get(t.name, []), tuner.trials) for t in tuner.trials
+    warm = [_breakdown(t, folds_by_trial.get(t.name, [])) for t in tuner.trials
             if t.status == "Completed" and not t.cold]
-    first = [_breakdown(t, folds_by_trial.get(t.name, []), tuner.trials) for t in tuner.trials
+    first = [_breakdown(t, folds_by_trial.get(t.name, [])) for t in tuner.trials
              if t.status == "Completed" and t.cold]
     best = tuner.best()
     return SimulationReport(
@@ -505,26 +551,40 @@ def _report(tuning: Tuning, workload: Workload, account: Account, timing: Timing
         client_retries=sum(c.retries for c in tuner.clients), runner_calls=runner_calls,
         breakdown_warm=_mean(warm), breakdown_first=_mean(first),
         best_objective=best.objective if best else None, tuning_failure=tuner.failure, real_seconds=real_seconds,
-        switches=scheduler.switches, orphans=orphans, service=service)
+        switches=scheduler.switches, orphans=orphans,
+        coordinators_on_fold_pools=sum(1 for t in tuner.trials if t.on_fold_pool),
+        tuner_limits=rules.tuner_limit_problems(tuning.max_jobs, tuning.parallel, end), service=service)
 
 
-def _fold_ends(trial: Trial, jobs: list[SimJob]) -> list[tuple[float, float, float, float]]:
+def parent_of(job: TrainingJob) -> str | None:
+    """The coordinator that created a fold job (from warmcv's tag)."""
+    return next((t["Value"] for t in job.request.get("Tags", []) if t.get("Key") == PARENT_JOB), None)
+
+
+def training_started(job: TrainingJob) -> float:
+    """When the job entered Training (after its start-up: provisioning and downloads)."""
+    plan = job.plan
+    if plan is None:
+        return job.start_time if job.start_time is not None else job.created
+    return job.created + plan.provisioning + plan.downloading
+
+
+def _fold_ends(trial: Trial, jobs: list[TrainingJob]) -> list[tuple[float, float, float, float]]:
     """(end, created, training start, training seconds) of each fold of the trial."""
-    ends = [(j.ended_at, j.created, j.training_starts, j.ended_at - j.training_starts) for j in jobs
-            if j.ended_at is not None]
+    ends = [(j.end_time, j.created, training_started(j), j.end_time - training_started(j)) for j in jobs
+            if j.end_time is not None]
     local = trial.local_fold
     if local is not None:
         ends.append((local.ends_at, local.started, local.started, local.ends_at - local.started))
     return ends
 
 
-def _breakdown(trial: Trial, jobs: list[SimJob], trials: list[Trial]) -> Breakdown:
+def _breakdown(trial: Trial, jobs: list[TrainingJob]) -> Breakdown:
     assert trial.started_at is not None and trial.discovered_at is not None and trial.folds_done_at is not None
     assert trial.ended_at is not None
     end, created, training_starts, training = max(_fold_ends(trial, jobs))
-    previous = [t.ended_at for t in trials if t.slot == trial.slot and t.index < trial.index and t.ended_at is not None]
     return Breakdown(
-        tuner_gap=trial.launched_at - max(previous) if previous else 0.0,
+        tuner_gap=trial.launched_at - trial.previous_end if trial.previous_end is not None else 0.0,
         coordinator_startup=trial.started_at - trial.launched_at,
         discovery=trial.discovered_at - trial.started_at,
         create_pacing=created - trial.discovered_at,
@@ -541,7 +601,7 @@ def _mean(items: list[Breakdown]) -> Breakdown:
     return Breakdown(**{k: sum(getattr(b, k) for b in items) / len(items) for k in asdict(items[0])})
 
 
-def _training_limit(trials: list[Trial], folds_by_trial: dict[str, list[SimJob]], slots: int) -> float:
+def _training_limit(trials: list[Trial], folds_by_trial: dict[str, list[TrainingJob]], slots: int) -> float:
     """Makespan of the same trials if each took only its slowest fold's training (list scheduling on M slots)."""
     free = [0.0] * slots
     for trial in trials:
@@ -552,7 +612,7 @@ def _training_limit(trials: list[Trial], folds_by_trial: dict[str, list[SimJob]]
     return max(free) if free else 0.0
 
 
-def _api_stats(calls: list[tuple[float, str, str, str]], wall: float) -> dict[str, dict[str, float]]:
+def _api_stats(calls: list[Any], wall: float) -> dict[str, dict[str, float]]:
     """Per operation: requests, throttled, the average rate and the busiest second (sliding 1-s window)."""
     stats: dict[str, dict[str, float]] = {}
     times: dict[str, list[float]] = {}
@@ -568,4 +628,3 @@ def _api_stats(calls: list[tuple[float, str, str, str]], wall: float) -> dict[st
         entry["per_second"] = entry["requests"] / wall if wall else 0.0
         entry["peak_per_second"] = peak
     return stats
-
