@@ -412,9 +412,9 @@ def _resolve_text(scan: ColumnScan, role: Role, categorical_listed: bool, labels
             return Decision(ColumnType(scan.name, np.dtype(np.float64), "number"))
         if numbers and tokens and not labels_requested:
             raise UserInputError(
-                f"target column {scan.name!r} holds numbers and text{parts_note}: {scan.token_summary(SHOWN_ROWS)} "
-                f"among {numbers} numbers; fix or drop those rows, or pass --task binary/multiclass to take "
-                "every value as a class label"
+                f"target column {scan.name!r} holds text among its {numbers} numbers{parts_note}: "
+                f"{scan.token_summary(SHOWN_ROWS)}; fix or drop those rows, or pass --task binary or --task multiclass "
+                "to take every value as a class label"
             )
         return Decision(text)
     if role == "time":
@@ -436,9 +436,9 @@ def _resolve_text(scan: ColumnScan, role: Role, categorical_listed: bool, labels
     if stray:
         decision = Decision(ColumnType(scan.name, np.dtype(np.float64), "number", tuple(sorted(scan.tokens))))
         decision.warnings.append(
-            f"column {scan.name!r} holds {numbers} numbers and {tokens} value(s) that are not{parts_note}: "
-            f"{scan.token_summary()}; it is numeric and those values are read as missing (here and in "
-            f"predictions). If they mean something, fix the data or list the column in --categorical"
+            f"column {scan.name!r} is numeric, but {tokens} of its {numbers + tokens} values are not numbers"
+            f"{parts_note}: {scan.token_summary()}; they are read as missing, here and in predictions. If they "
+            "mean something, fix the data or list the column in --categorical"
         )
         return decision
     if scan.dates >= DATE_SHARE * scan.text_values and scan.text_values:
@@ -486,7 +486,7 @@ def _resolve_parquet(scan: ColumnScan, role: Role, families: list[str], categori
         if "decimal" not in kinds:
             return Decision(native)
         return Decision(ColumnType(scan.name, np.dtype(np.float64), "float"))
-    note = "; " + _parts_note(scan)
+    note = f" (the parts disagree: {_parts_note(scan)})"
     if kinds <= {"int", "float", "decimal", "bool"}:
         decision = Decision(ColumnType(scan.name, np.dtype(np.float64), "float"))
         decision.warnings.append(f"column {scan.name!r}: the parts disagree on its type ({_parts_note(scan)}); "
