@@ -276,3 +276,47 @@ def test_a_failure_while_writing_leaves_nothing_behind(tmp_path, monkeypatch):
         prepare(tmp_path / "in.csv", tmp_path / "p", PrepareOptions(target="y", folds=3, time_column="t"))
     assert calls and sorted(p.name for p in (tmp_path / "p").iterdir()) == [DATA_FILE]
     assert not (tmp_path / "p" / MANIFEST_FILE).exists()
+
+
+def test_text_that_is_not_utf8_is_refused_naming_the_column(tmp_path):
+    """86d1600 ended in a UnicodeDecodeError traceback."""
+    rows = "".join(f"{i},{city},{i % 2}\n" for i, city in enumerate(["Köln", "Paris", "Genève"] * 100))
+    (tmp_path / "in.csv").write_bytes(b"x,city,y\n" + rows.encode("latin-1"))
+    with pytest.raises(UserInputError, match=r"cannot read .*in.csv: column 'city' holds text that is not UTF-8; "
+                                             r"save the file as UTF-8"):
+        prepare(tmp_path / "in.csv", tmp_path / "p", PrepareOptions(target="y", folds=3))
+
+
+def test_time_column_with_text_among_its_numbers_is_refused(tmp_path):
+    """86d1600 sorted the whole column as text ('10' < '9'), so the folds did not follow time."""
+    x, y = signal()
+    t = np.arange(300).astype(object)
+    t[4] = "unknown"
+    pd.DataFrame({"t": t, "x": x, "y": y}).to_csv(tmp_path / "in.csv", index=False)
+    with pytest.raises(UserInputError, match=r"time column 't' holds text among its numbers: 'unknown' \(1 row: 4\); "
+                                             r"rows cannot be put in time order"):
+        prepare(tmp_path / "in.csv", tmp_path / "p", PrepareOptions(target="y", folds=3, time_column="t"))
+
+
+def test_silent_choices_are_said_out_loud(tmp_path, caplog):
+    """Choices 86d1600 made without a word: a saved index as a feature, integer labels taken for a
+    regression. And rows without a group, where it failed with scikit-learn's "Input groups contains NaN"
+    traceback: they now form one group of their own."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=300)
+    groups = pd.Series(np.arange(300) % 30, dtype="Int64")
+    groups[::50] = pd.NA
+    frame = pd.DataFrame({"x": x, "g": groups, "y": np.digitize(x, [-0.5, 0.5])})
+    frame.to_csv(tmp_path / "in.csv")  # with pandas' index: 'Unnamed: 0' counts the rows
+    with caplog.at_level(logging.WARNING):
+        prepare(tmp_path / "in.csv", tmp_path / "p", PrepareOptions(target="y", folds=3, group_column="g"))
+    assert ("column 'Unnamed: 0' counts the rows (0, ...): as a feature it teaches the model the row order; if it is "
+            "an index or an id, drop it (--drop Unnamed: 0)") in caplog.text
+    assert ("target 'y' holds 3 distinct integers (0, 1, 2): prepared as a regression; if they are classes, pass "
+            "--task multiclass") in caplog.text
+    assert ("group column 'g' has 6 missing value(s), first at row(s) 0, 50, 100, 150, 200; those rows are kept "
+            "together as one group") in caplog.text
+    assert "column 'x' counts" not in caplog.text
+    prepared = pd.read_parquet(tmp_path / "p" / DATA_FILE)
+    assert prepared.loc[prepared["g"].isna(), "__fold__"].nunique() == 1
+    assert prepared.dropna(subset=["g"]).groupby("g")["__fold__"].nunique().max() == 1

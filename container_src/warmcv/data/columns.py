@@ -108,6 +108,10 @@ class ColumnScan:
     timestamp_types: list[pa.DataType] = field(default_factory=lambda: list(_TIMESTAMP_TYPES))
     # Parquet: the pandas dtype the column has in each part (what pd.read_parquet of the part would give).
     part_dtypes: dict[Path, Any] = field(default_factory=dict)
+    # Whether every value so far is an integer one more than the one before it, in each part (a row counter).
+    counter: bool = True
+    counter_start: int | None = None
+    _counter_last: tuple[Path, int] | None = None
 
     def observe(self, table: pa.Table, part: Path, offset: int, from_csv: bool) -> None:
         column = table.column(self.name)
@@ -119,26 +123,48 @@ class ColumnScan:
         if not parts or parts[-1] != part:
             parts.append(part)
         if family == "text":
-            self._observe_text(values, offset)
-        elif family in ("int", "float", "decimal", "bool"):
-            self.numbers += len(values) - values.null_count
-            self._sample_numbers(values)
+            integers = self._observe_text(values, offset)
+        else:
+            integers = values if family == "int" else None
+            if family in ("int", "float", "decimal", "bool"):
+                self.numbers += len(values) - values.null_count
+                self._sample_numbers(values)
+        self._follow_counter(integers, part)
         if not from_csv:
             dtype = _batch_pandas_dtype(table, self.name, values)
             previous = self.part_dtypes.get(part)
             self.part_dtypes[part] = dtype if previous is None else _within_part_dtype(previous, dtype)
+
+    def _follow_counter(self, integers: pa.Array | None, part: Path) -> None:
+        if not self.counter:
+            return
+        if integers is None or integers.null_count or not len(integers):
+            self.counter = bool(integers is not None and not integers.null_count and not len(integers))
+            return
+        numbers = integers.to_numpy().astype(np.int64, copy=False)
+        previous = self._counter_last[1] if self._counter_last and self._counter_last[0] == part else None
+        steps = np.diff(numbers) if previous is None else np.diff(numbers, prepend=previous)
+        self.counter = bool((steps == 1).all())
+        self._counter_last = (part, int(numbers[-1]))
+        if self.counter_start is None:
+            self.counter_start = int(numbers[0])
+
+    def counts_rows(self, at_least: int = 10) -> bool:
+        """Whether the column counts the rows (0, 1, 2, ... in each part), over at least `at_least` rows."""
+        return self.counter and self.rows >= at_least and self.counter_start is not None
 
     def _sample_numbers(self, numbers: pa.Array) -> None:
         if len(self.number_samples) <= MAX_STRAY_TOKENS and len(numbers):
             unique = pc.unique(pc.drop_null(numbers).cast(pa.float64(), safe=False))
             self.number_samples.update(unique.slice(0, MAX_STRAY_TOKENS + 1).to_pylist())
 
-    def _observe_text(self, values: pa.Array, offset: int) -> None:
+    def _observe_text(self, values: pa.Array, offset: int) -> pa.Array | None:
+        """Watch a batch of text; returns it as integers if every value is one (else None)."""
         if pa.types.is_dictionary(values.type):
             values = values.dictionary_decode()
         present = pc.drop_null(values)
         if not len(present):
-            return
+            return None
         self.text_values += len(present)
         trimmed = pc.utf8_trim(present, TOKEN_WHITESPACE)
         as_float = _cast_or_none(trimmed, pa.float64())
@@ -156,7 +182,7 @@ class ColumnScan:
         if as_float is not None or as_int is not None:
             self.numbers += len(present)
             self._sample_numbers(as_float if as_float is not None else as_int)
-            return
+            return as_int if len(present) == len(values) else None
         is_number = number_mask(trimmed)
         numbers = int(pc.sum(is_number).as_py() or 0)
         self.numbers += numbers
@@ -171,6 +197,7 @@ class ColumnScan:
         if len(tokens):
             self._add_tokens(tokens, lambda: pc.filter(pc.indices_nonzero(pc.is_valid(values)), not_number).to_numpy()
                              + offset)
+        return None
 
     def _add_tokens(self, tokens: pa.Array, rows_of: Callable[[], np.ndarray]) -> None:
         """Count the tokens already known; keep the first MAX_STRAY_TOKENS distinct ones with their first rows."""

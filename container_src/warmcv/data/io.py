@@ -13,6 +13,7 @@ over all batches: pyarrow's streaming reader would fix every type from the first
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,12 +141,12 @@ def _csv_column_names(raw: list[str]) -> list[str]:
     return list(mangle_dupe_names(names, [i for i, name in enumerate(raw) if name == ""], None))
 
 
-def _open_csv(path: Path) -> pa_csv.CSVStreamingReader:
+def _open_csv(path: Path, check_utf8: bool = True) -> pa_csv.CSVStreamingReader:
     return pa_csv.open_csv(
         path,
         read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
         convert_options=pa_csv.ConvertOptions(default_column_type=pa.string(), null_values=CSV_NULL_VALUES,
-                                              strings_can_be_null=True),
+                                              strings_can_be_null=True, check_utf8=check_utf8),
     )
 
 
@@ -163,7 +164,8 @@ def part_columns(path: Path) -> list[str]:
     try:
         if part_format(path) == "parquet":
             return _parquet_columns(pq.ParquetFile(path))
-        with _open_csv(path) as reader:
+        # Only the header matters here: text that is not UTF-8 is reported by the read, with its column named.
+        with _open_csv(path, check_utf8=False) as reader:
             return _csv_column_names(reader.schema.names)
     except (pa.ArrowException, OSError) as error:
         raise UserInputError(f"cannot read {path}: {_detail(error)}") from None
@@ -188,7 +190,19 @@ def iter_batches(parts: list[Path], columns: list[str]) -> Iterator[Batch]:
                 yield Batch(path, offset, table)
                 offset += table.num_rows
         except (pa.ArrowException, OSError) as error:
-            raise UserInputError(f"cannot read {path}: {_detail(error)}") from None
+            raise UserInputError(f"cannot read {path}: {_reading_problem(error, columns)}") from None
+
+
+def _reading_problem(error: Exception, columns: list[str]) -> str:
+    """pyarrow's reason, with the column named instead of numbered ("In CSV column #3: ...")."""
+    detail = _detail(error)
+    match = re.match(r"In CSV column #(\d+): (.*)", detail)
+    if not match or int(match.group(1)) >= len(columns):
+        return detail
+    name, problem = columns[int(match.group(1))], match.group(2)
+    if "invalid UTF8" in problem:
+        return f"column {name!r} holds text that is not UTF-8; save the file as UTF-8"
+    return f"column {name!r}: {problem}"
 
 
 def _part_tables(path: Path, columns: list[str]) -> Iterator[pa.Table]:

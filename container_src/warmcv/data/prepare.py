@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 TASKS = ("auto", "binary", "multiclass", "regression")
 SPLITTERS = ("auto", "stratified", "kfold", "group", "stratified_group", "time")
 MAX_FOLDS = 100
+# An integer target with at most this many distinct values might be classes: --task auto says so.
+MAX_INTEGER_CLASSES = 10
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,10 @@ def infer_task(target: pd.Series, requested: str) -> str:
             task = "binary" if n_distinct <= 2 else "multiclass"
         else:
             task = "regression"
+            if pd.api.types.is_integer_dtype(target) and n_distinct <= MAX_INTEGER_CLASSES:
+                shown_values = ", ".join(shown(v) for v in sorted(target.unique())[:MAX_INTEGER_CLASSES])
+                log.warning("target %r holds %d distinct integers (%s): prepared as a regression; if they are "
+                            "classes, pass --task multiclass", target.name, n_distinct, shown_values)
         log.info("task inferred as %s from target %r (%s, %d distinct values); pass --task to override",
                  task, target.name, target.dtype, n_distinct)
         return task
@@ -154,7 +160,7 @@ def assign_folds(frame: pd.DataFrame, label: np.ndarray, options: PrepareOptions
         for i, (_, valid) in enumerate(TimeSeriesSplit(n_splits=k).split(np.zeros(n))):
             fold[valid] = i + 1
         return fold
-    groups = frame[options.group_column].to_numpy() if options.group_column else None
+    groups = _groups_without_gaps(frame[options.group_column]) if options.group_column else None
     if groups is not None:
         n_groups = pd.Series(groups).nunique(dropna=False)
         if n_groups < k:
@@ -171,6 +177,20 @@ def assign_folds(frame: pd.DataFrame, label: np.ndarray, options: PrepareOptions
     for i, (_, valid) in enumerate(split()):
         fold[valid] = i
     return fold
+
+
+def _groups_without_gaps(groups: pd.Series) -> np.ndarray:
+    """The group of each row; rows without one form one group of their own (scikit-learn refuses NaN groups)."""
+    missing = groups.isna()
+    if not missing.any():
+        return groups.to_numpy()
+    present = groups[~missing]
+    if is_numeric_column(groups):
+        filler: object = float(present.max()) + 1 if len(present) else 0.0
+        return groups.astype(np.float64).fillna(filler).to_numpy()
+    labels = set(present.astype(str))
+    filler = next(f"<missing {i}>" for i in range(len(labels) + 1) if f"<missing {i}>" not in labels)
+    return groups.astype(str).where(~missing, filler).to_numpy()
 
 
 def _check_options(options: PrepareOptions, columns: list[str]) -> None:
@@ -344,6 +364,11 @@ def prepare(source: Path | str, output: Path | str, options: PrepareOptions) -> 
     if classes is None and not np.isfinite(label).all():
         raise UserInputError(f"target column {options.target!r} holds infinite values")
     schema = _build_schema(features, plan, categorical, collected)
+    _warn_about_rows_order(features, scans)
+    if options.group_column and collected.groups.isna().any():
+        missing = np.flatnonzero(collected.groups.isna().to_numpy())
+        log.warning("group column %r has %d missing value(s), first at row(s) %s; those rows are kept together "
+                    "as one group", options.group_column, len(missing), ", ".join(map(str, missing[:5])))
     groups = (pd.DataFrame({options.group_column: collected.groups.to_numpy()}) if options.group_column
               else pd.DataFrame(index=pd.RangeIndex(rows)))
     if positions is None:
@@ -377,6 +402,16 @@ def prepare(source: Path | str, output: Path | str, options: PrepareOptions) -> 
              manifest.rows, len(manifest.schema.features), len(manifest.schema.categorical_names),
              manifest.task, manifest.n_folds, manifest.splitter, output)
     return manifest
+
+
+def _warn_about_rows_order(features: list[str], scans: dict[str, ColumnScan]) -> None:
+    """A feature that counts the rows (a saved index such as pandas' 'Unnamed: 0', a running id) teaches
+    the model the order of the rows, which new data does not share."""
+    for name in features:
+        scan = scans[name]
+        if scan.counts_rows():
+            log.warning("column %r counts the rows (%s, ...): as a feature it teaches the model the row order; "
+                        "if it is an index or an id, drop it (--drop %s)", name, scan.counter_start, name)
 
 
 def _write(parts: list[Path], columns: list[str], plan: _Plan, schema: FeatureSchema, options: PrepareOptions,
