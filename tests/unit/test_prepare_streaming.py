@@ -244,3 +244,23 @@ def test_memory_holds_one_batch_of_features_at_a_time(tmp_path, monkeypatch):
     prepare(tmp_path / "c.csv", tmp_path / "out", PrepareOptions(target="income", folds=3))
     # Three passes, each in batches of about BATCH_ROWS rows (whole CSV blocks of 2 kB, ~25 rows, are joined).
     assert sum(seen) == 3 * 3000 and max(seen) < io.BATCH_ROWS + 50
+
+
+def test_workers_load_only_what_lightgbm_needs(tmp_path, monkeypatch):
+    """PreparedData holds the features, labels and folds; the group and time columns are not even read."""
+    from warmcv.data import manifest as manifest_module
+
+    frame = census(600).assign(household=lambda f: np.arange(len(f)) // 3, t=lambda f: np.arange(len(f)))
+    frame.to_csv(tmp_path / "g.csv", index=False)
+    prepare(tmp_path / "g.csv", tmp_path / "p", PrepareOptions(target="income", folds=3, group_column="household"))
+    read: list[list[str]] = []
+    original = manifest_module.pd.read_parquet
+
+    def spy(path, columns=None, **kwargs):
+        read.append(list(columns))
+        return original(path, columns=columns, **kwargs)
+
+    monkeypatch.setattr(manifest_module.pd, "read_parquet", spy)
+    data = PreparedData.load(tmp_path / "p")
+    assert read == [[*data.manifest.schema.names, "income", "__fold__"]]
+    assert "household" not in data.features and len(data.label) == len(data.folds) == 600
