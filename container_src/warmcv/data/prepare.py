@@ -321,8 +321,6 @@ def prepare(source: Path | str, output: Path | str, options: PrepareOptions) -> 
     """
     source, output = Path(source), Path(output)
     k = options.folds
-    if not 2 <= k <= MAX_FOLDS:
-        raise UserInputError(f"folds={k} is out of range: use 2..{MAX_FOLDS}")
     parts, columns = check_columns(source)
     _check_options(options, columns)
     from_csv = part_format(parts[0]) == "csv"
@@ -346,15 +344,7 @@ def prepare(source: Path | str, output: Path | str, options: PrepareOptions) -> 
         raise UserInputError(f"{k} folds need at least {k} rows, but the data has {rows}")
     task = infer_task(target, options.task)
     splitter = _pick_splitter(options, task)
-    positions = None
-    if splitter == "time":
-        times = collected.times
-        if times.isna().any():
-            raise UserInputError(f"time column {options.time_column!r} has missing values; rows cannot be ordered")
-        order = times.reset_index(drop=True).sort_values(kind="stable").index.to_numpy()
-        if not (order == np.arange(rows)).all():
-            positions = np.empty(rows, dtype=np.int64)
-            positions[order] = np.arange(rows)
+    positions = _time_positions(collected.times, options.time_column) if splitter == "time" else None
     stratified = splitter in ("stratified", "stratified_group")
     classes = _classes(target, k, stratified) if task != "regression" else None
     if task == "binary" and classes is not None and len(classes) != 2:
@@ -365,17 +355,8 @@ def prepare(source: Path | str, output: Path | str, options: PrepareOptions) -> 
         raise UserInputError(f"target column {options.target!r} holds infinite values")
     schema = _build_schema(features, plan, categorical, collected)
     _warn_about_rows_order(features, scans)
-    if options.group_column and collected.groups.isna().any():
-        missing = np.flatnonzero(collected.groups.isna().to_numpy())
-        log.warning("group column %r has %d missing value(s), first at row(s) %s; those rows are kept together "
-                    "as one group", options.group_column, len(missing), ", ".join(map(str, missing[:5])))
-    groups = (pd.DataFrame({options.group_column: collected.groups.to_numpy()}) if options.group_column
-              else pd.DataFrame(index=pd.RangeIndex(rows)))
-    if positions is None:
-        fold = assign_folds(groups, np.asarray(label), options, splitter)
-    else:  # the splitter sees the rows in time order; each input row takes the fold of its place in that order
-        fold = assign_folds(groups, np.asarray(label)[order], options, splitter)[positions]
-    del collected, groups, label
+    fold = _folds_in_input_order(collected.groups, np.asarray(label), positions, options, splitter)
+    del collected, label
 
     fold_kind = "forward" if splitter == "time" else "kfold"
     rows_per_fold = np.bincount(fold, minlength=k + (1 if fold_kind == "forward" else 0)).tolist()
@@ -402,6 +383,34 @@ def prepare(source: Path | str, output: Path | str, options: PrepareOptions) -> 
              manifest.rows, len(manifest.schema.features), len(manifest.schema.categorical_names),
              manifest.task, manifest.n_folds, manifest.splitter, output)
     return manifest
+
+
+def _time_positions(times: pd.Series, name: str) -> np.ndarray | None:
+    """The place of each input row in time order (stable for ties), or None if the rows are in order already."""
+    if times.isna().any():
+        raise UserInputError(f"time column {name!r} has missing values; rows cannot be ordered")
+    order = times.reset_index(drop=True).sort_values(kind="stable").index.to_numpy()
+    if (order == np.arange(len(order))).all():
+        return None
+    positions = np.empty(len(order), dtype=np.int64)
+    positions[order] = np.arange(len(order))
+    return positions
+
+
+def _folds_in_input_order(groups: pd.Series | None, label: np.ndarray, positions: np.ndarray | None,
+                          options: PrepareOptions, splitter: str) -> np.ndarray:
+    """The fold of each input row. With `positions` (time order), the splitter sees the rows in time order
+    and each input row takes the fold of its place in that order."""
+    if groups is not None and groups.isna().any():
+        missing = np.flatnonzero(groups.isna().to_numpy())
+        log.warning("group column %r has %d missing value(s), first at row(s) %s; those rows are kept together "
+                    "as one group", options.group_column, len(missing), ", ".join(map(str, missing[:5])))
+    frame = (pd.DataFrame({options.group_column: groups.to_numpy()}) if groups is not None
+             else pd.DataFrame(index=pd.RangeIndex(len(label))))
+    if positions is None:
+        return assign_folds(frame, label, options, splitter)
+    order = np.argsort(positions)
+    return assign_folds(frame.iloc[order].reset_index(drop=True), label[order], options, splitter)[positions]
 
 
 def _warn_about_rows_order(features: list[str], scans: dict[str, ColumnScan]) -> None:
