@@ -311,7 +311,7 @@ def test_silent_choices_are_said_out_loud(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         prepare(tmp_path / "in.csv", tmp_path / "p", PrepareOptions(target="y", folds=3, group_column="g"))
     assert ("column 'Unnamed: 0' counts the rows (0, ...): as a feature it teaches the model the row order; if it is "
-            "an index or an id, drop it (--drop Unnamed: 0)") in caplog.text
+            "an index or an id, drop it (--drop 'Unnamed: 0')") in caplog.text
     assert ("target 'y' holds 3 distinct integers (0, 1, 2): prepared as a regression; if they are classes, pass "
             "--task multiclass") in caplog.text
     assert ("group column 'g' has 6 missing value(s), first at row(s) 0, 50, 100, 150, 200; those rows are kept "

@@ -26,6 +26,7 @@ means something else there: in a target it is a label that cannot be, in a group
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -410,7 +411,7 @@ def resolve(scan: ColumnScan, role: Role, from_csv: bool, *, categorical_listed:
         part = scan.families[unusable[0]][0]
         raise UserInputError(
             f"column {scan.name!r} holds {unusable[0]} values (in {part.name}), which warmcv cannot read as numbers, "
-            f"categories or labels; drop it (--drop {scan.name}) or convert it"
+            f"categories or labels; drop it (--drop {shlex.quote(scan.name)}) or convert it"
         )
     if from_csv:
         return _resolve_csv(scan, role, categorical_listed, labels_requested)
@@ -484,7 +485,7 @@ def _resolve_text(scan: ColumnScan, role: Role, categorical_listed: bool, labels
         raise UserInputError(
             f"column {scan.name!r} mixes numbers ({numbers} values) and text ({tokens} values, more than "
             f"{MAX_STRAY_TOKENS} distinct{parts_note}: {scan.token_summary(5)}): it is neither numeric nor "
-            f"categorical; fix the data, drop it (--drop {scan.name}), or list it in --categorical"
+            f"categorical; fix the data, drop it (--drop {shlex.quote(scan.name)}), or list it in --categorical"
         )
     if categorical_listed:
         value, row = scan.first_token()
@@ -497,10 +498,11 @@ def _resolve_text(scan: ColumnScan, role: Role, categorical_listed: bool, labels
 
 def _dates_refusal(scan: ColumnScan, example: tuple[str, int] | None) -> UserInputError:
     shown_example = f" ({example[0]!r}, row {example[1]})" if example else ""
+    name = shlex.quote(scan.name)
     return UserInputError(
         f"column {scan.name!r} holds dates{shown_example}: as a category every future date would be unseen; "
-        f"convert it to numbers (e.g. day of week, days since an event), drop it (--drop {scan.name}), or use it to "
-        f"order a time-series split (--time-column {scan.name})"
+        f"convert it to numbers (e.g. day of week, days since an event), drop it (--drop {name}), or use it to "
+        f"order a time-series split (--time-column {name})"
     )
 
 

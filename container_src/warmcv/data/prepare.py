@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -420,7 +421,7 @@ def _warn_about_rows_order(features: list[str], scans: dict[str, ColumnScan]) ->
         scan = scans[name]
         if scan.counts_rows():
             log.warning("column %r counts the rows (%s, ...): as a feature it teaches the model the row order; "
-                        "if it is an index or an id, drop it (--drop %s)", name, scan.counter_start, name)
+                        "if it is an index or an id, drop it (--drop %s)", name, scan.counter_start, shlex.quote(name))
 
 
 def _write(parts: list[Path], columns: list[str], plan: _Plan, schema: FeatureSchema, options: PrepareOptions,
