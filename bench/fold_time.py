@@ -13,7 +13,10 @@ Two groups of configurations: fixed rounds without early stopping (200 rounds, t
 the default early stopping (at most 1000 rounds, patience 50). The variants alternate over --repeats runs
 and each fold keeps its fastest run, so a burst of load elsewhere does not land on one variant only.
 It prints seconds per group and variant (wall, and the process's CPU seconds), the ratio after/before,
-and whether every fold's scores are the same before and after.
+and whether every fold's scores are the same before and after. Then (--ways) it times, on one fold, the
+ways to the validation predictions the score needs: the metric evaluated every round (before), the
+validation set attached with no metric (after), the set added after training, a predict pass, and
+none at all (the trees alone), and checks that they give the same predictions.
 
     python bench/fold_time.py                          # UCI Adult, 6 + 6 configurations, 2 runs each
     python bench/fold_time.py --data classification    # the 200k-row synthetic set
@@ -70,6 +73,72 @@ def child(src: str, prepared: str, configs_file: str, variant: str, out: str) ->
                          "validation": outcome.validation_score, "train": outcome.train_score,
                          "best_iteration": outcome.best_iteration})
     Path(out).write_text(json.dumps(rows))
+
+
+# -- the child of --ways: how to get a fold's validation predictions without evaluating a metric ----------
+def ways_child(src: str, prepared: str, configs_file: str, repeats: str, out: str) -> None:
+    """One fold, one fixed-rounds configuration, each way to the validation predictions timed (min CPU)."""
+    sys.path.insert(0, src)
+    import lightgbm as lgb
+    import numpy as np
+
+    from warmcv.data.manifest import PreparedData
+    from warmcv.declarations import parse_hyperparameters
+    from warmcv.model.params import NO_METRIC, training_setup
+
+    data = PreparedData.load(prepared)
+    config = next(c for c in json.loads(Path(configs_file).read_text())
+                  if c["hyperparameters"]["early_stopping_rounds"] == "0")
+    setup = training_setup(parse_hyperparameters(config["hyperparameters"]), data.manifest, num_threads=1)
+    train_mask, valid_mask = data.manifest.fold_masks(data.folds, 0)
+    train = lgb.Dataset(data.features[train_mask], label=data.label[train_mask], params=setup.dataset_params)
+    valid = lgb.Dataset(data.features[valid_mask], label=data.label[valid_mask], reference=train,
+                        params=setup.dataset_params)
+    train.construct()
+    valid.construct()
+    valid_features = data.features[valid_mask]
+    rounds, quiet = setup.num_boost_round, {**setup.params, "metric": NO_METRIC}
+    metric = setup.metric.lightgbm_metric[setup.task]
+
+    def running(booster: lgb.Booster) -> np.ndarray:
+        kept = []
+        booster.eval_valid(feval=lambda prediction, _: (kept.append(np.array(prediction)), ("kept", 0.0, True))[1])
+        return kept[0]
+
+    def before() -> np.ndarray:  # what train_fold did: the objective's metric evaluated at every round
+        booster = lgb.train({**setup.params, "metric": metric}, train, rounds, valid_sets=[valid],
+                            keep_training_booster=True)
+        return running(booster)
+
+    def attached() -> np.ndarray:  # what train_fold does now: attached, no metric
+        return running(lgb.train(quiet, train, rounds, valid_sets=[valid], keep_training_booster=True))
+
+    def added_after() -> np.ndarray:
+        booster = lgb.train(quiet, train, rounds, keep_training_booster=True)
+        booster.add_valid(valid, "validation")
+        return running(booster)
+
+    def predicted_after() -> np.ndarray:
+        return lgb.train(quiet, train, rounds, keep_training_booster=True).predict(valid_features)
+
+    def trees_only() -> None:
+        lgb.train(quiet, train, rounds, keep_training_booster=True)
+
+    ways = {"the metric every round (before)": before, "attached, no metric (after)": attached,
+            "added after training": added_after, "a predict pass after training": predicted_after,
+            "no validation predictions at all": trees_only}
+    reference = attached()
+    rows = []
+    for name, way in ways.items():
+        prediction = way()
+        same = None if prediction is None else bool(np.array_equal(prediction, reference))
+        cpu = []
+        for _ in range(int(repeats)):
+            started = time.process_time()
+            way()
+            cpu.append(time.process_time() - started)
+        rows.append({"way": name, "cpu": min(cpu), "same_predictions": same})
+    Path(out).write_text(json.dumps({"rounds": rounds, "rows": rows}))
 
 
 # -- the parent ------------------------------------------------------------------------------------------
@@ -164,10 +233,30 @@ def report(configs: Sequence[dict], results: Mapping[str, Mapping], groups: Sequ
     return lines
 
 
+def ways_report(tmp_path: Path, repeats: int) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = tmp_path / "ways.json"
+    done = subprocess.run([sys.executable, __file__, "--ways-child", str(REPO / "container_src"),
+                           str(tmp_path / "prepared"), str(tmp_path / "configs.json"), str(repeats), str(out)],
+                          env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"timing the ways to the validation predictions failed:\n{done.stderr[-3000:]}")
+    result = json.loads(out.read_text())
+    lines = [f"one fold, {result['rounds']} rounds, 1 thread, least CPU seconds of {repeats}: the ways to its "
+             "validation predictions"]
+    for row in result["rows"]:
+        same = {True: "equal to the attached set's", False: "NOT EQUAL", None: "-"}[row["same_predictions"]]
+        lines.append(f"  {row['way']:<36} {row['cpu']:>7.3f} s   predictions {same}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--child":
         child(*argv[1:6])
+        return 0
+    if argv and argv[0] == "--ways-child":
+        ways_child(*argv[1:6])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="adult", help="adult (default), classification or breast_cancer")
@@ -180,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs per variant (default 2); each fold keeps its fastest")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--before", default=BEFORE, help=f"the revision to compare with (default {BEFORE})")
+    parser.add_argument("--ways", type=int, default=5, metavar="REPEATS",
+                        help="also time the ways to one fold's validation predictions, REPEATS times each "
+                             "(default 5; 0: skip)")
     parser.add_argument("--json", type=Path, help="also write every fold's figures here")
     args = parser.parse_args(argv)
 
@@ -217,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"   run {repeat + 1}, {variant}: {time.perf_counter() - started:.1f} s", flush=True)
         results = {v: fastest(runs[v]) for v in VARIANTS}
         print("\n".join(report(configs, results, groups)))
+        if args.ways and "fixed" in args.groups.split(","):
+            print("\n".join(ways_report(tmp_path, args.ways)))
         print(f"load average after: {os.getloadavg()[0]:.2f} (1 min)")
         if args.json:
             args.json.write_text(json.dumps({"configs": configs, "runs": runs}, indent=2))

@@ -58,10 +58,15 @@ def test_fold_time_compares_before_and_after_on_the_same_configurations(tmp_path
         pytest.skip("bench/fold_time.py reads the code before the change from git; this checkout has no history")
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "fold_time.py"), "--data", "breast_cancer", "--configs", "1",
-         "--repeats", "1", "--folds", "2", "--rounds", "10", "--before", "HEAD", "--json", str(tmp_path / "f.json")],
+         "--repeats", "1", "--folds", "2", "--rounds", "10", "--before", "HEAD", "--ways", "1", "--json", str(tmp_path / "f.json")],
         capture_output=True, text=True, env=subprocess_env(), timeout=600)
     assert done.returncode == 0, done.stderr + done.stdout[-3000:]
     assert "fixed 10 rounds, 1 configs" in done.stdout and "early stopping 50, 1 configs" in done.stdout
     assert "scores before vs after: identical" in done.stdout
+    # The ways to a fold's validation predictions: all timed, all giving the attached set's predictions.
+    for way in ("the metric every round (before)", "attached, no metric (after)", "added after training",
+                "a predict pass after training", "no validation predictions at all"):
+        assert way in done.stdout, way
+    assert done.stdout.count("predictions equal to the attached set's") == 4 and "NOT EQUAL" not in done.stdout
     runs = json.loads((tmp_path / "f.json").read_text())["runs"]
     assert sorted(runs) == ["after", "after, all", "before"] and all(len(r[0]) == 4 for r in runs.values())
