@@ -16,7 +16,8 @@ It prints seconds per group and variant (wall, and the process's CPU seconds), t
 and whether every fold's scores are the same before and after. Then (--ways) it times, on one fold, the
 ways to the validation predictions the score needs: the metric evaluated every round (before), the
 validation set attached with no metric (after), the set added after training, a predict pass, and
-none at all (the trees alone), and checks that they give the same predictions.
+none at all (the trees alone), and checks that they give the same predictions (adding the set after
+training does not when LightGBM ran out of splits before the last round).
 
     python bench/fold_time.py                          # UCI Adult, 6 + 6 configurations, 2 runs each
     python bench/fold_time.py --data classification    # the 200k-row synthetic set
@@ -128,6 +129,7 @@ def ways_child(src: str, prepared: str, configs_file: str, repeats: str, out: st
             "added after training": added_after, "a predict pass after training": predicted_after,
             "no validation predictions at all": trees_only}
     reference = attached()
+    trees = lgb.train(quiet, train, rounds, keep_training_booster=True).current_iteration()
     rows = []
     for name, way in ways.items():
         prediction = way()
@@ -138,7 +140,7 @@ def ways_child(src: str, prepared: str, configs_file: str, repeats: str, out: st
             way()
             cpu.append(time.process_time() - started)
         rows.append({"way": name, "cpu": min(cpu), "same_predictions": same})
-    Path(out).write_text(json.dumps({"rounds": rounds, "rows": rows}))
+    Path(out).write_text(json.dumps({"rounds": rounds, "trees": trees, "rows": rows}))
 
 
 # -- the parent ------------------------------------------------------------------------------------------
@@ -242,8 +244,10 @@ def ways_report(tmp_path: Path, repeats: int) -> list[str]:
     if done.returncode != 0:
         raise SystemExit(f"timing the ways to the validation predictions failed:\n{done.stderr[-3000:]}")
     result = json.loads(out.read_text())
+    trees = "" if result["trees"] == result["rounds"] else (
+        f" (LightGBM ran out of splits after {result['trees']} trees: adding the set after training then goes wrong)")
     lines = [f"one fold, {result['rounds']} rounds, 1 thread, least CPU seconds of {repeats}: the ways to its "
-             "validation predictions"]
+             f"validation predictions{trees}"]
     for row in result["rows"]:
         same = {True: "equal to the attached set's", False: "NOT EQUAL", None: "-"}[row["same_predictions"]]
         lines.append(f"  {row['way']:<36} {row['cpu']:>7.3f} s   predictions {same}")

@@ -141,3 +141,18 @@ def test_prediction_copies_stop_at_twice_the_patience_and_the_rollback_scores_th
         for metric in metrics_for_task("binary"):
             assert scores[metric.name] == pytest.approx(metric.score(data.label[mask], prediction, 2),
                                                         rel=1e-9, abs=1e-12)
+
+
+def test_without_early_stopping_the_scores_hold_when_lightgbm_runs_out_of_splits(data: PreparedData) -> None:
+    """Rounds that add no tree: the attached validation set's running predictions still equal predict's (adding
+    the set after training would not, in LightGBM 4.7.0: bench/fold_time.py --ways shows it)."""
+    hps = {"num_boost_round": "50", "min_data_in_leaf": "5000"}  # more rows per leaf than the fold has: no split
+    setup = training_setup(parse_hyperparameters(hps), data.manifest, num_threads=1)
+    outcome = train_fold(data, setup, 2)
+    assert outcome.booster.current_iteration() < 50
+    train_mask, valid_mask = data.manifest.fold_masks(data.folds, 2)
+    for mask, scores in ((valid_mask, outcome.validation_metrics), (train_mask, outcome.train_metrics)):
+        prediction = outcome.booster.predict(data.features[mask])
+        for metric in metrics_for_task("binary"):
+            assert scores[metric.name] == pytest.approx(metric.score(data.label[mask], prediction, 2),
+                                                        rel=1e-12, abs=1e-15)

@@ -5,12 +5,16 @@ cached per fold and reused across trials as long as the dataset-level parameters
 
 Nothing is computed during boosting that nobody reads. Without early stopping LightGBM evaluates no
 metric (params.NO_METRIC); the validation set is still attached, because LightGBM then keeps its
-running predictions, tree by tree, on the binned rows: cheaper than a predict pass afterwards (0.09 s
-against 0.12 s for 200 trees on a UCI Adult fold) and equal to it. With early stopping it evaluates the
-one metric early stopping watches. The fold is scored once, after boosting, from the booster's own
-running predictions (training rows included), with the metrics the caller reports: every metric of the
-task where they are written down (a fold job's metrics.json, a saved model's model.json, a coordinator's
-cv_summary.json), only the objective where nothing else is read (the local search).
+running predictions, tree by tree, on the binned rows: equal to a predict pass and cheaper (0.07-0.09 s
+against 0.11-0.12 s for 200 trees on a UCI Adult fold, bench/fold_time.py). Adding the set after training
+(Booster.add_valid) costs the same but is wrong when LightGBM ran out of splits before the last round:
+its running predictions then differ from predict's (LightGBM 4.7.0; bench/fold_time.py shows it on
+breast_cancer). With early stopping LightGBM evaluates the one metric early stopping watches.
+
+The fold is scored once, after boosting, from the booster's own running predictions (training rows
+included), with the metrics the caller reports: every metric of the task where they are written down (a
+fold job's metrics.json, a saved model's model.json, a coordinator's cv_summary.json), only the
+objective where nothing else is read (the local search).
 
 With early stopping, the scores belong to the best round, not the last. Each time the validation metric
 improves, a copy of the running predictions is kept (exactly what `predict` returns at that round), so
