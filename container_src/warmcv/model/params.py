@@ -65,7 +65,7 @@ def training_setup(hps: Mapping[str, Any], manifest: Manifest, num_threads: int 
     those values, so with early stopping it gets the one metric it watches and without it "None" (no
     metric registered): the folds are scored once, after boosting, from the running predictions. Asking
     for AUC without early stopping made LightGBM sort the validation rows at every round for nothing
-    (15 % of a 200-round fold on UCI Adult; bench/fold_time.py).
+    (12-15 % of a 200-round fold on UCI Adult; bench/fold_time.py).
     """
     task = manifest.task
     objective = OBJECTIVE_FOR_TASK[task] if hps["objective"] == "auto" else hps["objective"]
