@@ -662,8 +662,9 @@ def target_lines(result: DatasetResult) -> list[str]:
     if optuna is not None and optuna.best is not None:
         maximize = result.direction == "Maximize"
         no_worse = warm.best >= optuna.best if maximize else warm.best <= optuna.best
-        lines.append(f"warmcv vs Optuna: {optuna.wall_seconds / warm.wall_seconds:.2f}x faster whole process; best "
-                     f"{warm.best:.5f} vs {optuna.best:.5f} ({'no worse' if no_worse else 'WORSE'})")
+        speed = optuna.wall_seconds / warm.wall_seconds
+        lines.append(f"warmcv vs Optuna: Optuna's wall / warmcv's whole process {speed:.2f} (above 1: warmcv faster); "
+                     f"best {warm.best:.6f} vs {optuna.best:.6f} ({'no worse' if no_worse else 'worse'})")
     return lines
 
 
