@@ -182,7 +182,8 @@ class Search:
         hyperparameters = {**self.fixed, **sampled}
         trial.set_user_attr(HYPERPARAMETERS_ATTR, hyperparameters)
         hps = parse_hyperparameters({**hyperparameters, "mode": "coordinator"})
-        runner = LocalFoldRunner(self.data_dir, pool=self.pool)
+        # A trial keeps only the objective's scores: the folds compute no other metric.
+        runner = LocalFoldRunner(self.data_dir, pool=self.pool, all_metrics=False)
         future = executor.submit(cross_validate, runner, hps, self.manifest)
         log.debug("trial %d started: %s", trial.number, sampled)
         return future, _InFlight(trial, runner, time.monotonic())
