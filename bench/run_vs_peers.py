@@ -72,7 +72,8 @@ from warmcv.data.prepare import PrepareOptions, prepare  # noqa: E402
 from warmcv.declarations import parse_hyperparameters  # noqa: E402
 from warmcv.model.params import default_threads, training_setup  # noqa: E402
 from warmcv.runners.pool import WarmWorkerPool  # noqa: E402
-from warmcv.tuning.pipeline import default_parallel, resolve_fixed  # noqa: E402
+from warmcv.tuning.pipeline import default_parallel  # noqa: E402
+from warmcv.tuning.run_settings import resolve_fixed  # noqa: E402
 from warmcv.tuning.search import CV_ATTR, HYPERPARAMETERS_ATTR, Search  # noqa: E402
 from warmcv.tuning.space import as_hyperparameters, distributions, make_sampler, resolve_space  # noqa: E402
 from warmcv.tuning.study import open_study  # noqa: E402

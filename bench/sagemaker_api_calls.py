@@ -23,8 +23,8 @@ from tests.fakes.simulated import SimulatedS3, SimulatedSageMaker  # noqa: E402
 from warmcv.aws.fold_jobs import FoldJobTemplate  # noqa: E402
 from warmcv.aws.training_jobs import TrainingJobsApi  # noqa: E402
 from warmcv.clock import ManualClock  # noqa: E402
+from warmcv.cv import FoldTask  # noqa: E402
 from warmcv.errors import FoldFailed  # noqa: E402
-from warmcv.runners.base import FoldTask  # noqa: E402
 from warmcv.runners.sagemaker import SageMakerFoldRunner, Timing  # noqa: E402
 
 PARENT = {

@@ -12,11 +12,11 @@ import pytest
 from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.model_selection import cross_validate
 
+from warmcv.cv import cross_validate as coordinator_cross_validate
 from warmcv.data.manifest import PreparedData, read_manifest
 from warmcv.data.prepare import PrepareOptions, prepare
 from warmcv.declarations import parse_hyperparameters
 from warmcv.examples import make_census_like
-from warmcv.modes.coordinator import cross_validate as coordinator_cross_validate
 from warmcv.runners.local import LocalFoldRunner
 from warmcv.runners.pool import WarmWorkerPool
 

@@ -45,7 +45,7 @@ def test_report_has_every_trial_with_its_fold_scores(finished_run) -> None:
     for trial in report["trials"]:
         folds = trial["cv"]["folds"]
         assert [f["fold"] for f in folds] == [0, 1, 2]
-        assert trial["value"] == pytest.approx(sum(f["validation"] for f in folds) / 3, abs=1e-12)
+        assert trial["value"] == pytest.approx(sum(f["validation_score"] for f in folds) / 3, abs=1e-12)
         assert 0.5 < trial["value"] < 1.0 and trial["std"] >= 0
         assert set(trial["params"]) == set(report["search"]["space"])
         assert trial["hyperparameters"]["num_boost_round"] == "200"
@@ -153,7 +153,7 @@ def test_regression_minimises_and_predicts_values(tmp_path: Path) -> None:
 
 
 def test_progress_bar_shows_the_best_score(capsys: pytest.CaptureFixture) -> None:
-    from warmcv.cli.run import TrialProgress
+    from warmcv.tuning.progress import TrialProgress
     from warmcv.tuning.search import TrialReport
 
     progress = TrialProgress(bar=True)

@@ -195,7 +195,12 @@ def test_resume_refuses_new_settings_and_a_new_run_refuses_a_used_folder(
     (["--search", "lambda_l1=0:1:log"], "needs a low end above 0"),
     (["--set", "num_leaves=63", "--search", "num_leaves=16:64"], "both fixed"),
     (["--set", "metric=rmse"], "does not apply to a binary task"),
-    (["--trials", "0"], "need at least 1"),
+    (["--trials", "0"], "trials = 0: must be at least 1"),
+    (["--timeout", "nan"], "timeout = nan: expected a finite number"),
+    (["--timeout", "-1"], "timeout = -1.0: must be more than 0"),
+    (["--parallel", "0"], "parallel = 0: must be at least 1"),
+    (["--folds", "1"], "folds = 1: must be at least 2"),
+    (["--seed", "-3"], "seed = -3: must be at least 0"),
     (["--predict", "/nonexistent/test.csv"], "no such file"),
 ])
 def test_bad_search_settings_fail_before_any_trial(tmp_path: Path, census_csv: Path, capsys: pytest.CaptureFixture,

@@ -211,9 +211,9 @@ def test_many_coordinators_at_once_survive_a_throttling_storm(make_fake, data_ur
 
 
 def test_coordinator_trains_one_fold_itself(make_fake, s3, data_uri, prepared_census, tmp_path):
+    from warmcv.cv import train_and_save
     from warmcv.data.manifest import PreparedData
     from warmcv.declarations import parse_hyperparameters
-    from warmcv.modes.worker import train_and_save
 
     fake = make_fake()
     trial = {"coordinator_trains_fold": "true", "num_leaves": "15"}

@@ -12,7 +12,7 @@ from tests.conftest import subprocess_env
 from tests.launcher.conftest import EXAMPLE, example_config
 from warmcv.cli import build_parser
 from warmcv.cli.launcher import SDK_MISSING, config_from_args
-from warmcv.declarations import TUNABLE, build_search_space
+from warmcv.declarations import TUNING_FIXED, TUNING_SEARCHED, build_search_space
 from warmcv.errors import UserInputError
 
 
@@ -20,8 +20,8 @@ def test_example_config_derives_everything_from_the_declarations(config):
     assert config.max_jobs == 4 * 10
     assert config.metric == "auc"
     space = config.search_space()
-    # every declared tunable except those fixed statically in [hyperparameters]
-    assert set(space) == set(TUNABLE) - {"num_boost_round"}
+    # what warmcv run searches, except what [hyperparameters] fixes (num_boost_round and early stopping are)
+    assert set(space) == set(TUNING_SEARCHED)
     assert space["num_leaves"] == build_search_space(["num_leaves"], ["num_leaves=16:128:log"])["num_leaves"]
     coordinator = config.coordinator_hyperparameters()
     assert coordinator["mode"] == "coordinator" and coordinator["fold_runner"] == "sagemaker"
@@ -32,9 +32,9 @@ def test_example_config_derives_everything_from_the_declarations(config):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"tuning": {"strategy": "Genetic"}}, "tuning.strategy 'Genetic'"),
+    ({"tuning": {"strategy": "Genetic"}}, "tuning.strategy = 'Genetic': one of 'Bayesian', 'Random', 'Hyperband', 'Grid'"),
     ({"tuning": {"parallel_trials": 50, "rounds": 20}}, "M x N = 50 x 20 = 1000"),
-    ({"training": {"keep_alive_seconds": 7200}}, "allows 0..3600"),
+    ({"training": {"keep_alive_seconds": 7200}}, "training.keep_alive_seconds = 7200: must be at most 3600"),
     ({"aws": {"role_arn": "warmcv-jobs"}}, "aws.role_arn 'warmcv-jobs' must be a full IAM role ARN"),
     ({"s3": {"root": "my-bucket/x"}}, "s3.root 'my-bucket/x' must be an s3://"),
     ({"tuning": {"ranges": ["num_leaves=1:99999999"]}}, "num_leaves"),
@@ -42,8 +42,8 @@ def test_example_config_derives_everything_from_the_declarations(config):
     ({"hyperparameters": {"num_leave": 31}}, "did you mean 'num_leaves'"),
     ({"hyperparameters": {"n_folds": 3}}, "set by the launcher"),
     ({"tuning": {"tune": ["num_boost_round"]}}, "both static and tuned"),
-    ({"tuning": {"rounds": "many"}}, "tuning.rounds: expected an integer"),
-    ({"tuning": {"roundz": 3}}, "unknown key(s) roundz"),
+    ({"tuning": {"rounds": "many"}}, "tuning.rounds = 'many': expected an integer"),
+    ({"tuning": {"roundz": 3}}, "tuning.roundz: unknown key (did you mean 'rounds'?)"),
     ({"hyperparameters": {"metric": "auto"}, "prepare": {"task": "auto"}}, "needs the objective's direction"),
     ({"image_uri": "warmcv"}, "must be a full ECR image URI"),
 ])
@@ -131,3 +131,41 @@ def test_pipeline_needs_batch_input_when_transforming(tmp_path):
     config.write_text(EXAMPLE.read_text().replace('batch_input = "s3://my-bucket/census/score/"', ""))
     result = _cli_without_sdk("pipeline", "definition", "--config", str(config))
     assert result.returncode == 2 and "config: set s3.batch_input" in result.stderr
+
+
+def test_sagemaker_searches_and_fixes_what_warmcv_run_does():
+    """With nothing said, the tuner searches warmcv run's default space and holds its fixed values."""
+    from warmcv.launcher.config import load_config, read_config_file
+    from warmcv.tuning.run_settings import resolve_fixed
+    from warmcv.tuning.space import resolve_space
+
+    raw = read_config_file(EXAMPLE)
+    raw["hyperparameters"] = {"metric": "auc"}
+    raw["tuning"]["ranges"] = []
+    config = load_config(raw)
+    assert config.search_space() == resolve_space()
+    coordinator = config.coordinator_hyperparameters()
+    assert {k: coordinator[k] for k in TUNING_FIXED} == resolve_fixed({}, resolve_space()) == TUNING_FIXED
+    assert config.final_from_tuning()[-1] == "num_boost_round"  # early stopping is on: rounds come from the CV
+    assert config.worker_hyperparameters()["early_stopping_rounds"] == TUNING_FIXED["early_stopping_rounds"]
+
+
+@pytest.mark.parametrize("range_, message", [
+    ("num_leaves=8:64:reverselog", "ReverseLogarithmic scaling is for continuous ranges only"),
+    ("feature_fraction=0.4:1:reverselog", "ReverseLogarithmic scaling needs a range within 0 <= x < 1"),
+    ("lambda_l1=0:1:log", "Logarithmic scaling needs a low end above 0"),
+])
+def test_scaling_sagemaker_refuses_is_refused_when_the_definition_is_built(range_, message):
+    with pytest.raises(UserInputError, match=message):
+        example_config(tuning={"ranges": [range_]})
+    assert example_config(tuning={"ranges": ["feature_fraction=0.4:0.99:reverselog"]}).search_space()[
+        "feature_fraction"].range.scaling == "ReverseLogarithmic"
+
+
+def test_tune_job_name_is_checked_against_sagemakers_32_characters(capsys):
+    from warmcv.cli import main
+
+    code = main(["tune", "--sagemaker", "--config", str(EXAMPLE), "--prepared", "s3://my-bucket/p/",
+                 "--job-name", "warmcv-a-very-long-tuning-job-name-2026", "--dry-run"])
+    assert code == 2
+    assert "tuning job name 'warmcv-a-very-long-tuning-job-name-2026' (39 characters)" in capsys.readouterr().err

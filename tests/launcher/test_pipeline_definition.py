@@ -54,8 +54,37 @@ def example_definition(tmp_path_factory) -> dict[str, Any]:
     return definition(tmp_path_factory.mktemp("definition"))
 
 
-def steps(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {step["Name"]: step for step in document["Steps"]}
+def resolve(node: Any, defaults: dict[str, Any]) -> Any:
+    """The definition as an execution with every parameter at its default sees it."""
+    if isinstance(node, dict):
+        if set(node) == {"Get"} and node["Get"].startswith("Parameters."):
+            return defaults[node["Get"].removeprefix("Parameters.")]
+        resolved = {k: resolve(v, defaults) for k, v in node.items()}
+        join = resolved.get("Std:Join")
+        if len(resolved) == 1 and join and all(not isinstance(v, (dict, list)) for v in join["Values"]):
+            return join["On"].join(str(v) for v in join["Values"])
+        return resolved
+    if isinstance(node, list):
+        return [resolve(v, defaults) for v in node]
+    return node
+
+
+def steps(document: dict[str, Any], raw: bool = False) -> dict[str, dict[str, Any]]:
+    """Every step by name, those inside a condition's branches too, parameters at their defaults unless raw."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def visit(step: dict[str, Any]) -> None:
+        found[step["Name"]] = step
+        for branch in ("IfSteps", "ElseSteps"):
+            for inner in step.get("Arguments", {}).get(branch, []):
+                visit(inner)
+
+    for step in document["Steps"]:
+        visit(step)
+    if raw:
+        return found
+    defaults = {p["Name"]: p.get("DefaultValue") for p in document.get("Parameters", [])}
+    return resolve(found, defaults)
 
 
 def get(step: str, path: str) -> dict[str, str]:
@@ -74,11 +103,15 @@ def strings(node: Any) -> list[str]:
 
 def test_steps_and_order(example_definition):
     s = steps(example_definition)
-    assert list(s) == ["Prepare", "Tune", "BestHyperparameters", "TrainFinal", "CreateModel", "RegisterModel",
-                       "Predict", "ReleaseWarmPools"]
-    assert [x["Type"] for x in s.values()] == ["Processing", "Tuning", "Lambda", "Training", "Model",
-                                              "RegisterModel", "Transform", "Lambda"]
-    assert set(s["ReleaseWarmPools"]["DependsOn"]) == {"Predict", "RegisterModel"}
+    assert list(s) == ["Prepare", "Tune", "BestHyperparameters", "TrainFinal", "CreateModel", "BeatsBaseline",
+                       "RegisterModel", "Predict", "BelowBaseline", "ReleaseWarmPools"]
+    assert [x["Type"] for x in s.values()] == ["Processing", "Tuning", "Lambda", "Training", "Model", "Condition",
+                                              "RegisterModel", "Transform", "Fail", "Lambda"]
+    # Registration and predictions only for a model that beats the baseline; the release does not wait for them.
+    gate = s["BeatsBaseline"]["Arguments"]
+    assert [x["Name"] for x in gate["IfSteps"]] == ["RegisterModel", "Predict"]
+    assert [x["Name"] for x in gate["ElseSteps"]] == ["BelowBaseline"]
+    assert s["ReleaseWarmPools"]["DependsOn"] == ["TrainFinal"]
 
 
 def test_prepare_runs_the_images_prepare_entry(example_definition, config: LauncherConfig):
@@ -141,7 +174,8 @@ def test_best_hyperparameters_feed_the_final_training(example_definition, config
     assert static["mode"] == "worker" and static["fold"] == "all" and "fold_runner" not in static
     assert train["InputDataConfig"][0]["ChannelName"] == "train"
     assert train["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == {"Get": PREPARED}
-    assert train["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 900
+    # The release step ends the run's pools right after: a keep-alive here would be billed for nothing.
+    assert "KeepAlivePeriodInSeconds" not in train["ResourceConfig"]
     assert train["Tags"] == [{"Key": "warmcv:role", "Value": "final"}]
 
 
@@ -157,16 +191,20 @@ def test_model_registration_and_transform_wiring(example_definition, config: Lau
     assert statistics == {"ContentType": "application/json",
                           "S3Uri": get("BestHyperparameters", f"OutputParameters['{handlers.EVALUATION_URI}']")}
     metadata = register["CustomerMetadataProperties"]
-    assert metadata["warmcv:cv_validation_mean"] == get("BestHyperparameters", f"OutputParameters['{handlers.CV_MEAN}']")
-    assert metadata["warmcv:cv_validation_std"] == get("BestHyperparameters", f"OutputParameters['{handlers.CV_STD}']")
+    # The Lambda returns the CV numbers as Float outputs (the baseline condition compares them); the metadata
+    # map takes strings, so they are joined into one.
+    for key, output in (("warmcv:cv_validation_mean", handlers.CV_MEAN), ("warmcv:cv_validation_std", handlers.CV_STD)):
+        assert metadata[key] == {"Std:Join": {"On": "", "Values": [get("BestHyperparameters",
+                                                                       f"OutputParameters['{output}']")]}}
+    outputs = {o["OutputName"]: o["OutputType"] for o in s["BestHyperparameters"]["OutputParameters"]}
+    assert outputs[handlers.CV_MEAN] == outputs[handlers.CV_STD] == "Float" and outputs[handlers.CV_METRIC] == "String"
     transform = s["Predict"]["Arguments"]
     assert transform["ModelName"] == get("CreateModel", "ModelName")
     assert transform["TransformInput"]["SplitType"] == "Line" and transform["BatchStrategy"] == "MultiRecord"
     assert transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == config.s3.batch_input
     release = s["ReleaseWarmPools"]
     assert release["FunctionArn"].endswith(":function:warmcv-release-warm-pools")
-    assert release["Arguments"] == {"tuning_job_name": get("Tune", "HyperParameterTuningJobName"),
-                                    "training_job_names": get("TrainFinal", "TrainingJobName")}
+    assert release["Arguments"] == {"tuning_job_name": get("Tune", "HyperParameterTuningJobName")}
 
 
 def test_image_and_role_everywhere(example_definition, config: LauncherConfig):
@@ -184,7 +222,7 @@ def test_image_and_role_everywhere(example_definition, config: LauncherConfig):
 def test_pipeline_role_allows_every_step(example_definition, config: LauncherConfig):
     policy = iam.pipeline_role_policy(config)
     allowed = iam.allowed_actions(policy)
-    for step in example_definition["Steps"]:
+    for step in steps(example_definition).values():
         assert set(iam.STEP_ACTIONS[step["Type"]]) <= allowed, step["Type"]
     lambda_resources = next(st["Resource"] for st in policy["Statement"] if st["Sid"] == "LambdaStep")
     assert {st["FunctionArn"] for st in example_definition["Steps"] if st["Type"] == "Lambda"} == set(lambda_resources)
@@ -279,3 +317,68 @@ def test_tune_sends_the_dry_run_request(monkeypatch):
                           {"HyperParameterTuningJobName": "warmcv-t1", **request})
         assert tuner.start_tuning(config, job_name="warmcv-t1", client=client) == "warmcv-t1"
         stub.assert_no_pending_responses()
+
+
+def test_no_classic_experiment_per_execution(example_definition):
+    """Switched off on purpose (see build_pipeline): it needs IAM grants for records warmcv never reads."""
+    assert example_definition.get("PipelineExperimentConfig") is None
+
+
+def test_the_final_job_keeps_its_pool_only_when_nothing_releases_it(tmp_path: Path):
+    kept = steps(definition(tmp_path, "--no-release-warm-pools"))
+    assert kept["TrainFinal"]["Arguments"]["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 900
+    assert "ReleaseWarmPools" not in kept
+
+
+def test_users_change_the_run_in_studio_through_pipeline_parameters(example_definition, config: LauncherConfig):
+    """Image, instance types, K, the trial budget, the numeric ranges, approval and baseline are parameters,
+    each one wired to every place that uses it."""
+    params = {p["Name"]: p for p in example_definition["Parameters"]}
+    raw = steps(example_definition, raw=True)
+
+    def ref(name: str) -> dict[str, str]:
+        return {"Get": f"Parameters.{name}"}
+
+    def as_string(name: str) -> dict[str, Any]:
+        return {"Std:Join": {"On": "", "Values": [ref(name)]}}
+
+    tune = raw["Tune"]["Arguments"]
+    job = tune["TrainingJobDefinition"]
+    final = raw["TrainFinal"]["Arguments"]
+    prepare = raw["Prepare"]["Arguments"]
+    register = raw["RegisterModel"]["Arguments"]
+    assert prepare["AppSpecification"]["ImageUri"] == job["AlgorithmSpecification"]["TrainingImage"] == \
+        final["AlgorithmSpecification"]["TrainingImage"] == raw["CreateModel"]["Arguments"]["PrimaryContainer"][
+            "Image"] == register["InferenceSpecification"]["Containers"][0]["Image"] == ref("ImageUri")
+    assert prepare["ProcessingResources"]["ClusterConfig"]["InstanceType"] == ref("ProcessingInstanceType")
+    assert job["ResourceConfig"]["InstanceType"] == final["ResourceConfig"]["InstanceType"] == \
+        ref("TrainingInstanceType")
+    assert raw["Predict"]["Arguments"]["TransformResources"]["InstanceType"] == ref("TransformInstanceType")
+    arguments = prepare["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--folds") + 1] == as_string("Folds")
+    assert job["StaticHyperParameters"]["n_folds"] == final["HyperParameters"]["n_folds"] == as_string("Folds")
+    assert tune["HyperParameterTuningJobConfig"]["ResourceLimits"] == {
+        "MaxNumberOfTrainingJobs": ref("MaxTrials"), "MaxParallelTrainingJobs": ref("ParallelTrials")}
+    assert (params["Folds"]["DefaultValue"], params["ParallelTrials"]["DefaultValue"],
+            params["MaxTrials"]["DefaultValue"]) == (5, 4, 40)
+    ranges = tune["HyperParameterTuningJobConfig"]["ParameterRanges"]
+    numeric = ranges["IntegerParameterRanges"] + ranges["ContinuousParameterRanges"]
+    assert {r["Name"] for r in numeric} == {n for n, d in config.search_space().items() if d.range is not None}
+    num_leaves = next(r for r in numeric if r["Name"] == "num_leaves")
+    assert (num_leaves["MinValue"], num_leaves["MaxValue"]) == (ref("NumLeavesMin"), ref("NumLeavesMax"))
+    assert (params["NumLeavesMin"]["DefaultValue"], params["NumLeavesMax"]["DefaultValue"]) == ("16", "128")
+    assert register["ModelApprovalStatus"] == ref("ModelApprovalStatus")
+    assert params["ModelApprovalStatus"]["EnumValues"] == ["PendingManualApproval", "Approved", "Rejected"]
+    condition = raw["BeatsBaseline"]["Arguments"]["Conditions"]
+    assert condition == [{"Type": "GreaterThan", "LeftValue": get("BestHyperparameters",
+                                                                  f"OutputParameters['{handlers.CV_MEAN}']"),
+                          "RightValue": ref("BaselineObjective")}]
+    assert params["BaselineObjective"] == {"Name": "BaselineObjective", "Type": "Float", "DefaultValue": 0.5}
+    used = json.dumps(raw)
+    assert all(json.dumps(ref(name)) in used for name in params), "a parameter nothing uses"
+
+
+def test_a_minimised_metric_registers_only_below_its_baseline(tmp_path: Path):
+    s = steps(definition(tmp_path, "--set", "metric=rmse", "--task", "regression", "--set", "objective=regression"),
+              raw=True)
+    assert s["BeatsBaseline"]["Arguments"]["Conditions"][0]["Type"] == "LessThan"

@@ -11,7 +11,7 @@ from botocore.stub import Stubber
 from warmcv.aws import tags as tag_keys
 from warmcv.launcher import handlers
 from warmcv.launcher.executions import execution_selector
-from warmcv.launcher.warm_pools import RunSelector, release_warm_pools
+from warmcv.launcher.warm_pools import RunSelector, names, release_warm_pools
 
 ARN = "arn:aws:sagemaker:us-east-1:111122223333:training-job/{}"
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
@@ -162,3 +162,36 @@ def test_client_retries_adaptively():
     from warmcv.launcher.warm_pools import sagemaker_client
 
     assert sagemaker_client("us-east-1").meta.config.retries == {"mode": "adaptive", "total_max_attempts": 10}
+
+
+def test_names_match_without_case_as_in_arns_and_tags():
+    """An ARN carries the job name lower-cased; SageMaker names are unique regardless of case."""
+    sm = client()
+    final = "warmcv-final-AbC123"
+    with Stubber(sm) as stub:
+        stub.add_response("list_training_jobs", {"TrainingJobSummaries": [summary(final), summary("Tune-X-001-f0")]},
+                          LIST)
+        expect_update(stub, final)
+        stub.add_response("list_tags", {"Tags": fold_tags("Tune-X", "Tune-X-001", 0)},
+                          {"ResourceArn": ARN.format("Tune-X-001-f0"), "MaxResults": 100})
+        expect_update(stub, "Tune-X-001-f0")
+        selector = RunSelector(tuning_jobs=frozenset({"tune-x"}),
+                               training_jobs=names([ARN.format(final).lower()]))
+        report = release_warm_pools(sm, selector)
+        stub.assert_no_pending_responses()
+    assert report.released == [final, "Tune-X-001-f0"]
+
+
+def test_a_job_whose_tags_cannot_be_read_is_skipped_and_the_rest_released():
+    sm = client()
+    with Stubber(sm) as stub:
+        stub.add_response("list_training_jobs", {"TrainingJobSummaries": [summary("locked-f0"), summary("tune-a-1-f0")]},
+                          LIST)
+        stub.add_client_error("list_tags", "AccessDeniedException", "not authorized to perform: sagemaker:ListTags",
+                              expected_params={"ResourceArn": ARN.format("locked-f0"), "MaxResults": 100})
+        stub.add_response("list_tags", {"Tags": fold_tags("tune-a", "tune-a-1", 0)},
+                          {"ResourceArn": ARN.format("tune-a-1-f0"), "MaxResults": 100})
+        expect_update(stub, "tune-a-1-f0")
+        report = release_warm_pools(sm, RunSelector(tuning_jobs=frozenset({"tune-a"})))
+        stub.assert_no_pending_responses()
+    assert report.released == ["tune-a-1-f0"] and report.unreadable == ["locked-f0"]

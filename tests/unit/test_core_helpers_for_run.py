@@ -7,9 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from warmcv.modes.coordinator import CrossValidationSummary, final_fit_hyperparameters
+from warmcv.cv import CrossValidationSummary, FoldResult, final_fit_hyperparameters
 from warmcv.openmp import prefer_passive_openmp
-from warmcv.runners.base import FoldResult
 
 
 def _summary(best_iterations: list[int]) -> CrossValidationSummary:
@@ -42,11 +41,11 @@ def test_passive_openmp_is_a_default_the_user_can_override(monkeypatch: pytest.M
 
 
 def test_predict_file_writes_probabilities_and_labels(tmp_path: Path, prepared_census: Path, census_csv: Path) -> None:
+    from warmcv.cv import train_and_save
     from warmcv.data.manifest import PreparedData
     from warmcv.declarations import parse_hyperparameters
     from warmcv.model.artifacts import TrainedModel
     from warmcv.model.batch import predict_file
-    from warmcv.modes.worker import train_and_save
 
     hps = parse_hyperparameters({"mode": "worker", "fold": "all", "num_boost_round": "10", "num_threads": "1"})
     train_and_save(PreparedData.load(prepared_census), hps, tmp_path / "model", tmp_path / "out")

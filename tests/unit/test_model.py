@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from lightgbm import LGBMClassifier
 
+from warmcv.cv import train_and_save
 from warmcv.data.manifest import PreparedData
 from warmcv.declarations import parse_hyperparameters
 from warmcv.errors import UserInputError
@@ -16,7 +17,6 @@ from warmcv.examples import make_census_like
 from warmcv.model.artifacts import TrainedModel
 from warmcv.model.params import training_setup
 from warmcv.model.training import train_fold
-from warmcv.modes.worker import train_and_save
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import psutil
 import pytest
 
 from tests.conftest import wait_for_training_processes
+from warmcv.cv import FoldTask
 from warmcv.errors import FoldFailed, StopRequested
-from warmcv.runners.base import FoldTask
 from warmcv.runners.local import LocalFoldRunner
 from warmcv.runners.pool import WarmWorkerPool, WorkerCrashed
 from warmcv.runners.worker_process import WorkRequest

@@ -11,7 +11,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from warmcv.declarations import DATASET_LEVEL, HYPERPARAMETERS, TUNABLE, TUNING_FIXED, TUNING_SEARCHED
 from warmcv.errors import UserInputError
-from warmcv.tuning.pipeline import default_parallel, resolve_fixed
+from warmcv.tuning.pipeline import default_parallel
+from warmcv.tuning.run_settings import resolve_fixed
 from warmcv.tuning.space import (
     as_hyperparameters,
     check_sampler,

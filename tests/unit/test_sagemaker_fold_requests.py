@@ -29,9 +29,9 @@ from warmcv.aws.fold_jobs import (
 )
 from warmcv.aws.training_jobs import TrainingJobsApi
 from warmcv.clock import ManualClock
+from warmcv.cv import FoldTask
 from warmcv.declarations import parse_hyperparameters
 from warmcv.errors import UserInputError
-from warmcv.runners.base import FoldTask
 from warmcv.runners.sagemaker import SageMakerFoldRunner, Timing, region_from_arn
 
 PARENT = "tune-lgbm-0917-003-1a2b3c4d"

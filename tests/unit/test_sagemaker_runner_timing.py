@@ -18,9 +18,9 @@ from tests.fakes.simulated import SimulatedS3, SimulatedSageMaker
 from warmcv.aws.fold_jobs import FoldJobTemplate
 from warmcv.aws.training_jobs import TrainingJobsApi
 from warmcv.clock import ManualClock
+from warmcv.cv import FoldTask
 from warmcv.declarations import parse_hyperparameters
 from warmcv.errors import FoldFailed, StopRequested, UserInputError
-from warmcv.runners.base import FoldTask
 from warmcv.runners.sagemaker import FoldsTimedOut, SageMakerFoldRunner, Timing
 
 PARENT = "trial-7"

@@ -16,10 +16,9 @@ import tarfile
 from collections.abc import Mapping
 from typing import Any
 
+from warmcv.cv import METRICS_FILE, FoldResult
 from warmcv.declarations import parse_hyperparameters
 from warmcv.declarations.metrics import FOLD_TRAINING_SCORE, FOLD_VALIDATION_SCORE
-from warmcv.modes.worker import METRICS_FILE
-from warmcv.runners.base import FoldResult
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from warmcv.errors import UserInputError
+from warmcv.settings.choices import SPLITTERS, TASKS
+
+if TYPE_CHECKING:
+    from warmcv.settings.run import PrepareOptions
 
 
 def parse_assignments(items: list[str] | None) -> dict[str, str]:
@@ -28,9 +33,8 @@ def add_prepare_options(parser: argparse.ArgumentParser) -> None:
     """Options that shape preparation; shared by `prepare`, `cv` and `run`."""
     group = parser.add_argument_group("preparation")
     group.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
-    group.add_argument("--task", default="auto", choices=["auto", "binary", "multiclass", "regression"])
-    group.add_argument("--splitter", default="auto",
-                       choices=["auto", "stratified", "kfold", "group", "stratified_group", "time"],
+    group.add_argument("--task", default="auto", choices=TASKS)
+    group.add_argument("--splitter", default="auto", choices=SPLITTERS,
                        help="auto: stratified for classes, k-fold for regression, grouped with --group-column, "
                             "time-ordered with --time-column")
     group.add_argument("--group-column", help="rows sharing a value stay in one fold (GroupKFold)")
@@ -41,8 +45,8 @@ def add_prepare_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--split-seed", type=int, default=0, help="seed of the fold assignment (default 0)")
 
 
-def prepare_options_from(args: argparse.Namespace, target: str):
-    from warmcv.data.prepare import PrepareOptions
+def prepare_options_from(args: argparse.Namespace, target: str) -> PrepareOptions:
+    from warmcv.settings.run import PrepareOptions
 
     def columns(text: str | None) -> tuple[str, ...] | None:
         return tuple(c.strip() for c in text.split(",") if c.strip()) if text else None

@@ -248,6 +248,10 @@ def _iam(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
+    from warmcv.launcher.config import check_tuning_job_name
+
+    if args.job_name is not None:
+        check_tuning_job_name(args.job_name)
     config = config_from_args(args)
     module = _sdk("warmcv.launcher.tuner")
     if args.dry_run:

@@ -6,10 +6,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from warmcv.cli.common import add_prepare_options, default_run_dir, parse_assignments, prepare_options_from
 from warmcv.errors import UserInputError
+from warmcv.settings.choices import APPROVAL_STATUSES, PREDICT_OUTPUTS, SAMPLERS
+
+if TYPE_CHECKING:
+    from warmcv.settings.run import RunSettings
 
 # Options of a new run that a resume must not be given (the run folder's run.json decides them).
 _NEW_RUN_ONLY = ("data", "target", "example", "config", "search", "set", "exclude", "sampler", "seed", "out",
@@ -31,7 +35,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     source.add_argument("--example", action="store_true",
                         help="use the bundled census-like example (and predict a fresh hold-out sample of it)")
     source.add_argument("--predict", type=Path, help="CSV/Parquet to predict with the final model")
-    source.add_argument("--predict-output", choices=["probabilities", "labels"], default=None,
+    source.add_argument("--predict-output", choices=PREDICT_OUTPUTS, default=None,
                         help="classification predictions as class probabilities (default) or labels")
     search = run.add_argument_group("search")
     search.add_argument("--trials", type=int, help="trial budget (default 40); on --resume, the new total")
@@ -39,7 +43,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="trials in flight at once (default: enough to keep every worker busy, at least 2)")
     search.add_argument("--workers", type=int, help="warm worker processes (default: one per core)")
     search.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
-    search.add_argument("--sampler", choices=["tpe", "random", "gp"], help="Optuna sampler (default tpe)")
+    search.add_argument("--sampler", choices=SAMPLERS, help="Optuna sampler (default tpe)")
     search.add_argument("--seed", type=int, help="sampler seed (default 0)")
     search.add_argument("--search", action="append", metavar="NAME=SPEC",
                         help="search range: num_leaves=16:128:log, learning_rate=0.01:0.2, objective=a,b; "
@@ -57,7 +61,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                              "--timeout and --predict may change)")
     output.add_argument("--registry", type=Path, help="registry folder (default: registry/ next to the run folder)")
     output.add_argument("--model-group", help="registry model group (default: <data file>-<target>)")
-    output.add_argument("--approval", choices=["PendingManualApproval", "Approved", "Rejected"], default=None,
+    output.add_argument("--approval", choices=APPROVAL_STATUSES, default=None,
                         help="approval status of the registered model (default PendingManualApproval)")
     output.add_argument("--no-progress", action="store_true", help="one log line per trial instead of a progress bar")
     add_prepare_options(run)
@@ -125,12 +129,11 @@ def _config_value(value: Any) -> str:
     return str(value)
 
 
-def settings_from_args(args: argparse.Namespace, out: Path):
+def settings_from_args(args: argparse.Namespace, out: Path) -> RunSettings:
     """RunSettings for a new run: config file first, then the command line over it."""
     from warmcv.examples import EXAMPLE_TARGET, example_path
     from warmcv.model.registry import check_group_name
-    from warmcv.tuning.pipeline import RunSettings, resolve_fixed
-    from warmcv.tuning.space import check_sampler, describe, resolve_space
+    from warmcv.tuning.run_settings import new_run_settings
 
     config = load_config(args.config) if args.config else {}
     if args.example:
@@ -144,36 +147,23 @@ def settings_from_args(args: argparse.Namespace, out: Path):
     overrides = {**{n: f"{n}={_config_value(v)}" for n, v in config.get("search", {}).items()},
                  **{text.partition("=")[0].strip(): text for text in args.search or []}}
     fixed = {**{n: _config_value(v) for n, v in config.get("set", {}).items()}, **parse_assignments(args.set)}
-    exclude = [*config.get("exclude", []), *(args.exclude or [])]
-    space = resolve_space(overrides.values(), exclude=exclude, fixed=fixed)
-    fixed = resolve_fixed(fixed, space)
-    prepare = prepare_options_from(args, target).__dict__
 
     def pick(name: str, default: Any) -> Any:
         value = getattr(args, name)
         return value if value is not None else config.get(name, default)
 
-    sampler = check_sampler(str(pick("sampler", "tpe")))
-    trials = int(pick("trials", 40))
-    if trials < 1:
-        raise UserInputError(f"--trials {trials}: need at least 1")
-    for name in ("parallel", "workers"):
-        value = pick(name, None)
-        if value is not None and int(value) < 1:
-            raise UserInputError(f"--{name} {value}: need at least 1")
     predict = args.predict
     _check_predict_source(predict)
     if args.example and predict is None:
         predict = _write_example_holdout(out)
     if args.model_group:
         check_group_name(args.model_group)
-    return RunSettings(
-        data=str(Path(data).resolve()), target=target, prepare=prepare, space=describe(space), fixed=fixed,
-        trials=trials, parallel=pick("parallel", None), workers=pick("workers", None), timeout=pick("timeout", None),
-        sampler=sampler, seed=int(pick("seed", 0)),
-        predict=str(Path(predict).resolve()) if predict else None,
-        predict_output=args.predict_output or "probabilities",
-        registry=str(args.registry.resolve()) if args.registry else None,
+    return new_run_settings(
+        data, target, prepare_options_from(args, target), search=overrides.values(),
+        exclude=[*config.get("exclude", []), *(args.exclude or [])], fixed=fixed,
+        trials=pick("trials", 40), parallel=pick("parallel", None), workers=pick("workers", None),
+        timeout=pick("timeout", None), sampler=pick("sampler", "tpe"), seed=pick("seed", 0), predict=predict,
+        predict_output=args.predict_output or "probabilities", registry=args.registry,
         model_group=args.model_group or ("census-income-example" if args.example else None),
         approval=args.approval or "PendingManualApproval",
     )
@@ -195,51 +185,6 @@ def _write_example_holdout(out: Path) -> Path:
     return path
 
 
-class TrialProgress:
-    """A tqdm bar with the best score so far, or one line per trial when the output is not a terminal."""
-
-    def __init__(self, bar: bool):
-        self.use_bar = bar
-        self.bar: Any = None
-        self.metric = "score"
-
-    def start(self, metric: str, budget: int, done: int) -> None:
-        self.metric = metric
-        if self.use_bar:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=budget, initial=min(done, budget), unit="trial", dynamic_ncols=True,
-                            file=sys.stderr, desc="search")
-
-    def say(self, message: str) -> None:
-        """A stage message. Stages after the search has started come once it is over: the bar is done."""
-        self.close()
-        print(message, flush=True)
-
-    def __call__(self, report: Any) -> None:
-        best = (f"best {self.metric} {report.best_value:.6f} (#{report.best_number})"
-                if report.best_value is not None else "no completed trial yet")
-        first_line = report.error.splitlines()[0] if report.error else ""
-        if self.bar is not None:
-            if report.state != "interrupted":
-                self.bar.update(1)
-            self.bar.set_postfix_str(best)
-            if report.state == "failed":
-                self.bar.write(f"trial #{report.number} failed: {first_line}")
-            return
-        if report.state == "complete":
-            what = f"{self.metric} {report.value:.6f} +/- {report.std:.6f}"
-        else:
-            what = report.state + (f": {first_line}" if first_line else "")
-        print(f"trial #{report.number} ({report.counted}/{report.budget}, {report.seconds:.1f} s): {what}; {best}",
-              flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 def _run(args: argparse.Namespace) -> int:
     from warmcv.openmp import prefer_passive_openmp
 
@@ -247,8 +192,11 @@ def _run(args: argparse.Namespace) -> int:
     _require_local_extra()
     import logging
 
-    from warmcv.tuning.pipeline import Run, RunSettings, update_for_resume
+    from warmcv.settings.run import RunSettings
+    from warmcv.tuning.pipeline import Run
+    from warmcv.tuning.progress import TrialProgress
     from warmcv.tuning.report import summary_table
+    from warmcv.tuning.run_settings import resume_settings
     from warmcv.tuning.search import stop_flag_on_signals
 
     if args.resume:
@@ -258,17 +206,16 @@ def _run(args: argparse.Namespace) -> int:
                                  + ", ".join("--" + g.replace("_", "-") for g in given))
         run_dir = args.resume
         _check_predict_source(args.predict)
-        settings = update_for_resume(RunSettings.load(run_dir), trials=args.trials, parallel=args.parallel,
-                                     workers=args.workers, timeout=args.timeout,
-                                     predict=str(args.predict.resolve()) if args.predict else None,
-                                     predict_output=args.predict_output, approval=args.approval)
+        settings = resume_settings(RunSettings.load(run_dir), trials=args.trials, parallel=args.parallel,
+                                   workers=args.workers, timeout=args.timeout, predict=args.predict,
+                                   predict_output=args.predict_output, approval=args.approval)
     else:
         run_dir = args.out or default_run_dir("run")
         settings = settings_from_args(args, run_dir)
     progress = TrialProgress(bar=not args.no_progress and sys.stderr.isatty())
     # Fold-by-fold and step-by-step lines would drown the progress display; the stages are announced
     # below and the report keeps every fold's score.
-    for name in ("warmcv.modes.coordinator", "warmcv.modes.worker", "warmcv.data.prepare"):
+    for name in ("warmcv.cv", "warmcv.data.prepare"):
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
         with stop_flag_on_signals() as stop:

@@ -79,11 +79,11 @@ def _resolve_prepared(args: argparse.Namespace, out: Path) -> Path:
 
 def _cv(args: argparse.Namespace) -> int:
     prefer_passive_openmp()
+    from warmcv.cv import check_n_folds, cross_validate, final_fit_hyperparameters, train_and_save
     from warmcv.data.manifest import PreparedData, read_manifest
     from warmcv.declarations import parse_hyperparameters
-    from warmcv.modes.coordinator import cross_validate, final_fit_hyperparameters, report, write_summary
+    from warmcv.modes.coordinator import report, write_summary
     from warmcv.modes.signals import stop_on_signals
-    from warmcv.modes.worker import check_n_folds, train_and_save
     from warmcv.runners.local import LocalFoldRunner
 
     out = args.out or default_run_dir("cv")
@@ -118,9 +118,9 @@ def _print_folds(summary) -> None:
 
 def _fit(args: argparse.Namespace) -> int:
     prefer_passive_openmp()
+    from warmcv.cv import train_and_save
     from warmcv.data.manifest import PreparedData
     from warmcv.declarations import parse_hyperparameters
-    from warmcv.modes.worker import train_and_save
 
     hps = parse_hyperparameters({**parse_assignments(args.set), "mode": "worker", "fold": "all"})
     outcome = train_and_save(PreparedData.load(args.prepared), hps, args.out, args.out / "metrics")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,25 +21,11 @@ from warmcv.data.io import list_parts, read_table, source_fingerprint
 from warmcv.data.manifest import DATA_FILE, FOLD_COLUMN, MANIFEST_FILE, Manifest, file_sha256
 from warmcv.data.schema import FeatureSchema, is_numeric_column
 from warmcv.errors import UserInputError
+from warmcv.settings.choices import MAX_FOLDS, SPLITTERS, TASKS
+from warmcv.settings.run import PrepareOptions
 
 log = logging.getLogger(__name__)
 
-TASKS = ("auto", "binary", "multiclass", "regression")
-SPLITTERS = ("auto", "stratified", "kfold", "group", "stratified_group", "time")
-MAX_FOLDS = 100
-
-
-@dataclass(frozen=True)
-class PrepareOptions:
-    target: str
-    folds: int = 5
-    task: str = "auto"
-    splitter: str = "auto"
-    group_column: str | None = None
-    time_column: str | None = None
-    categorical: tuple[str, ...] | None = None  # None: every non-numeric column
-    drop: tuple[str, ...] = ()
-    seed: int = 0
 
 
 def _require_column(frame: pd.DataFrame, name: str, role: str) -> None:

@@ -135,11 +135,23 @@ class NumericHyperparameter(Hyperparameter):
             raise HyperparameterValueError(
                 f"tuning range of {self.name}: low {_num(tuning.low)} must be below high {_num(tuning.high)}"
             )
-        if tuning.scaling in ("Logarithmic", "ReverseLogarithmic") and tuning.low <= 0:
+        # SageMaker's rules (API reference, ContinuousParameterRange and IntegerParameterRange; developer
+        # guide, automatic-model-tuning-define-ranges "Hyperparameter scaling types"): logarithmic scaling
+        # only for ranges of values above 0; reverse logarithmic only for continuous ranges entirely
+        # within 0 <= x < 1.0, never for integers.
+        if tuning.scaling == "Logarithmic" and tuning.low <= 0:
             raise HyperparameterValueError(
-                f"tuning range of {self.name}: {tuning.scaling} scaling needs a low end above 0, "
-                f"got {_num(tuning.low)}"
+                f"tuning range of {self.name}: Logarithmic scaling needs a low end above 0, got {_num(tuning.low)}"
             )
+        if tuning.scaling == "ReverseLogarithmic":
+            if isinstance(self, IntegerHyperparameter):
+                raise HyperparameterValueError(
+                    f"tuning range of {self.name}: ReverseLogarithmic scaling is for continuous ranges only "
+                    "(SageMaker refuses it for integer hyperparameters); use log or linear")
+            if not (0 <= tuning.low and tuning.high < 1):
+                raise HyperparameterValueError(
+                    f"tuning range of {self.name}: ReverseLogarithmic scaling needs a range within 0 <= x < 1, "
+                    f"got [{_num(tuning.low)}, {_num(tuning.high)}]")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -29,6 +29,11 @@ def example_path() -> Path:
     return Path(str(resources.files(__package__).joinpath(EXAMPLE_FILE)))
 
 
+def load_example() -> pd.DataFrame:
+    """The bundled census-like table (6,000 rows; target "income", ">50K" or "<=50K"), as a DataFrame."""
+    return pd.read_csv(example_path())
+
+
 def make_census_like(rows: int = 6000, seed: int = 7) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     education = rng.choice(len(_EDUCATION), rows, p=[0.02, 0.32, 0.24, 0.08, 0.2, 0.11, 0.03])

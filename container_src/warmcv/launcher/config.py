@@ -11,26 +11,28 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AliasChoices, BeforeValidator, Field
 
 from warmcv.declarations import (
     DEFAULT_METRIC,
-    MAX_KEEP_ALIVE_SECONDS,
     SCORING_METRICS,
-    TUNABLE,
+    TUNING_FIXED,
+    TUNING_SEARCHED,
     SearchSpace,
     build_search_space,
     static_hyperparameters,
 )
 from warmcv.errors import UserInputError
+from warmcv.settings.base import Settings, SettingsError
+from warmcv.settings.choices import KEEP_ALIVE_RANGE, ApprovalStatus
+from warmcv.settings.run import PrepareOptions
 
-STRATEGIES = ("Bayesian", "Random", "Hyperband", "Grid")
-TUNER_EARLY_STOPPING = ("Off", "Auto")
-APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
-TASKS = ("auto", "binary", "multiclass", "regression")
-SPLITTERS = ("auto", "stratified", "kfold", "group", "stratified_group", "time")
+Strategy = Literal["Bayesian", "Random", "Hyperband", "Grid"]
+TunerEarlyStopping = Literal["Off", "Auto"]
 # SageMaker's limits on a tuning job (CreateHyperParameterTuningJob ResourceLimits).
 MAX_TUNING_JOBS = 500
 MAX_PARALLEL_TUNING_JOBS = 100
@@ -45,8 +47,18 @@ _LAMBDA_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 
 
-@dataclass(frozen=True)
-class AwsSection:
+def _comma_separated(value: Any) -> Any:
+    """A list given on the command line arrives as "a,b"; in TOML it is a list already."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+Names = Annotated[list[str], BeforeValidator(_comma_separated)]
+
+
+class AwsSection(Settings):
+    what: ClassVar[str] = "config [aws]"
     region: str = ""
     # Runs every job: processing, the coordinators and their fold jobs, the final training, transform.
     # One role, because a warm pool is reused only by a job with the same RoleArn.
@@ -57,8 +69,8 @@ class AwsSection:
     lambda_role_arn: str = ""
 
 
-@dataclass(frozen=True)
-class S3Section:
+class S3Section(Settings):
+    what: ClassVar[str] = "config [s3]"
     input: str = ""  # raw CSV/Parquet (a file or a prefix of parts)
     root: str = ""  # everything the run writes goes under here
     # Data the batch transform predicts: the features only (no target), CSV in training column order (the
@@ -67,64 +79,67 @@ class S3Section:
     prepared: str = ""  # `warmcv tune --sagemaker` only: already prepared data
 
 
-@dataclass(frozen=True)
-class PrepareSection:
+class PrepareSection(PrepareOptions):
+    """The shared preparation settings, plus the Processing job's instance. The target may come later
+    (an override), or not at all for `tune --sagemaker` on prepared data; the split seed keeps the
+    config's own key name."""
+
+    what: ClassVar[str] = "config [prepare]"
     target: str = ""
-    folds: int = 5  # K
-    task: str = "auto"
-    splitter: str = "auto"
-    group_column: str = ""
-    time_column: str = ""
-    categorical: list[str] = field(default_factory=list)
-    drop: list[str] = field(default_factory=list)
-    split_seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, validation_alias=AliasChoices("split_seed", "seed"))
+    categorical: Annotated[tuple[str, ...] | None, BeforeValidator(_comma_separated)] = None
+    drop: Annotated[tuple[str, ...], BeforeValidator(_comma_separated)] = ()
     instance_type: str = "ml.m5.xlarge"
-    volume_size_gb: int = 30
+    volume_size_gb: int = Field(30, ge=1)
 
 
-@dataclass(frozen=True)
-class TuningSection:
-    strategy: str = "Bayesian"
-    parallel_trials: int = 4  # M
-    rounds: int = 5  # N: max_jobs = M x N
-    tune: list[str] = field(default_factory=list)  # names to tune; empty: every declared tunable not set statically
-    ranges: list[str] = field(default_factory=list)  # overrides "name=low:high[:log]" / "name=a,b"
-    early_stopping: str = "Off"  # the tuner's own early stopping (Off or Auto)
-    seed: int | None = None
-    max_runtime_seconds: int = 0  # 0: no limit on the whole tuning job
-    target_objective_value: float | None = None
-    max_trials_without_improvement: int = 0  # 0: off
+class TuningSection(Settings):
+    what: ClassVar[str] = "config [tuning]"
+    strategy: Strategy = "Bayesian"
+    parallel_trials: int = Field(4, ge=1, le=MAX_PARALLEL_TUNING_JOBS)  # M
+    rounds: int = Field(5, ge=1)  # N: max_jobs = M x N
+    tune: Names = []  # names to tune; empty: every declared tunable not set statically
+    ranges: Names = []  # overrides "name=low:high[:log]" / "name=a,b"
+    early_stopping: TunerEarlyStopping = "Off"  # the tuner's own early stopping (LightGBM's: early_stopping_rounds)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    max_runtime_seconds: int = Field(0, ge=0)  # 0: no limit on the whole tuning job
+    target_objective_value: float | None = Field(None, allow_inf_nan=False)
+    max_trials_without_improvement: int = Field(0, ge=0)  # 0: off
     complete_on_convergence: bool = False
-    hyperband_min_resource: int = 1
-    hyperband_max_resource: int = 0  # 0: rounds
+    hyperband_min_resource: int = Field(1, ge=1)
+    hyperband_max_resource: int = Field(0, ge=0)  # 0: rounds
 
 
-@dataclass(frozen=True)
-class TrainingSection:
+class TrainingSection(Settings):
+    what: ClassVar[str] = "config [training]"
     instance_type: str = "ml.m5.xlarge"  # coordinator, fold jobs and the final training (must match for warm pools)
-    instance_count: int = 1
-    volume_size_gb: int = 30
-    keep_alive_seconds: int = 600
-    max_runtime_seconds: int = 86400
+    # warmcv trains on one instance per job.
+    instance_count: int = Field(1, ge=1, le=1)
+    volume_size_gb: int = Field(30, ge=1)
+    keep_alive_seconds: int = Field(600, ge=KEEP_ALIVE_RANGE[0], le=KEEP_ALIVE_RANGE[1])
+    max_runtime_seconds: int = Field(86400, ge=60)
 
 
-@dataclass(frozen=True)
-class TransformSection:
+class TransformSection(Settings):
+    what: ClassVar[str] = "config [transform]"
     enabled: bool = True
     instance_type: str = "ml.m5.xlarge"
-    instance_count: int = 1
+    instance_count: int = Field(1, ge=1)
     content_type: str = "text/csv"
     accept: str = "text/csv"
 
 
-@dataclass(frozen=True)
-class PipelineSection:
+class PipelineSection(Settings):
+    what: ClassVar[str] = "config [pipeline]"
     name: str = "warmcv"
     model_package_group: str = ""  # default: the pipeline name
-    approval_status: str = "PendingManualApproval"
+    approval_status: ApprovalStatus = "PendingManualApproval"
     best_hyperparameters_lambda: str = "warmcv-best-hyperparameters"
     release_warm_pools: bool = True
     release_warm_pools_lambda: str = "warmcv-release-warm-pools"
+    # The CV mean the best trial must beat to be registered (default: a constant model's AUC 0.5 or R2 0;
+    # no gate for other metrics). A pipeline parameter, so an execution may set it.
+    baseline_objective: float | None = Field(None, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)
@@ -159,12 +174,19 @@ class LauncherConfig:
 
     @property
     def early_stopping_rounds(self) -> int:
-        return int(self.hyperparameters.get("early_stopping_rounds", "0"))
+        return int(self.static_hyperparameters().get("early_stopping_rounds", "0"))
 
     def search_space(self) -> SearchSpace:
-        """`tuning.tune` (default: every declared tunable not fixed in [hyperparameters]), then `tuning.ranges`."""
-        names = self.tuning.tune or [name for name in TUNABLE if name not in self.hyperparameters]
+        """`tuning.tune` (default: what `warmcv run` searches, less what [hyperparameters] fixes), then
+        `tuning.ranges`: the same default space on SageMaker as on one machine."""
+        names = self.tuning.tune or [name for name in TUNING_SEARCHED if name not in self.hyperparameters]
         return build_search_space(names, self.tuning.ranges)
+
+    def static_hyperparameters(self) -> dict[str, str]:
+        """The user's [hyperparameters] over the values `warmcv run` holds fixed unless told otherwise
+        (num_boost_round as an upper bound, early stopping on), minus anything being searched."""
+        space = self.search_space()
+        return {**{k: v for k, v in TUNING_FIXED.items() if k not in space}, **self.hyperparameters}
 
     def coordinator_hyperparameters(self) -> dict[str, str]:
         """The tuner's static hyperparameters: the user's, plus what makes each trial a K-fold coordinator.
@@ -172,7 +194,7 @@ class LauncherConfig:
         The coordinator trains fold 0 itself unless [hyperparameters] says coordinator_trains_fold = false:
         K instances per trial instead of K + 1 (0.82 x the instance-hours in docs/simulation.md), never later.
         """
-        values = {"coordinator_trains_fold": "true", **self.hyperparameters, "metric": self.metric,
+        values = {"coordinator_trains_fold": "true", **self.static_hyperparameters(), "metric": self.metric,
                   "mode": "coordinator",
                   "fold_runner": "sagemaker", "n_folds": str(self.prepare.folds),
                   "keep_alive_seconds": str(self.training.keep_alive_seconds)}
@@ -180,7 +202,7 @@ class LauncherConfig:
 
     def worker_hyperparameters(self) -> dict[str, str]:
         """The final training's hyperparameters known before the run (the tuned ones come from the Lambda)."""
-        values = {**self.hyperparameters, "metric": self.metric, "mode": "worker", "fold": "all",
+        values = {**self.static_hyperparameters(), "metric": self.metric, "mode": "worker", "fold": "all",
                   "n_folds": str(self.prepare.folds)}
         return static_hyperparameters(values, self.search_space())
 
@@ -195,57 +217,10 @@ class LauncherConfig:
         return "/".join([self.s3.root.rstrip("/"), *parts])
 
 
-SECTIONS: dict[str, type] = {
+SECTIONS: dict[str, type[Settings]] = {
     "aws": AwsSection, "s3": S3Section, "prepare": PrepareSection, "tuning": TuningSection,
     "training": TrainingSection, "transform": TransformSection, "pipeline": PipelineSection,
 }
-
-
-def _convert(where: str, expected: Any, value: Any) -> Any:
-    """Check a TOML value's type against a dataclass field's (TOML already types its values)."""
-    text = str(expected)
-    if value is None:
-        return None
-    if "list[str]" in text:
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise UserInputError(f"config {where}: expected a list of strings, got {value!r}")
-        return list(value)
-    if "bool" in text:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise UserInputError(f"config {where}: expected true or false, got {value!r}")
-    if "int" in text:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise UserInputError(f"config {where}: expected an integer, got {value!r}")
-        try:
-            return int(value)
-        except ValueError:
-            raise UserInputError(f"config {where}: expected an integer, got {value!r}") from None
-    if "float" in text:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise UserInputError(f"config {where}: expected a number, got {value!r}")
-        try:
-            return float(value)
-        except ValueError:
-            raise UserInputError(f"config {where}: expected a number, got {value!r}") from None
-    if not isinstance(value, str):
-        raise UserInputError(f"config {where}: expected a string, got {value!r}")
-    return value
-
-
-def _section(name: str, cls: type, raw: Any) -> Any:
-    if not isinstance(raw, Mapping):
-        raise UserInputError(f"config [{name}] must be a table, got {raw!r}")
-    hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise UserInputError(f"config [{name}]: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return cls(**{key: _convert(f"{name}.{key}", hints[key], value) for key, value in raw.items()})
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -276,7 +251,18 @@ def load_config(data: Mapping[str, Any]) -> LauncherConfig:
     if unknown:
         raise UserInputError(
             f"config: unknown key(s) or table(s) {', '.join(unknown)}; known: {', '.join(sorted(top))}")
-    sections = {name: _section(name, cls, data.get(name, {})) for name, cls in SECTIONS.items()}
+    sections: dict[str, Any] = {}
+    problems = []
+    for name, cls in SECTIONS.items():
+        raw = data.get(name, {})
+        if not isinstance(raw, Mapping):
+            raise UserInputError(f"config [{name}] must be a table, got {raw!r}")
+        try:
+            sections[name] = cls.model_validate(dict(raw))
+        except SettingsError as error:
+            problems += [f"{name}.{problem}" for problem in error.problems]
+    if problems:
+        raise UserInputError("invalid launcher config: " + "; ".join(problems))
     image_uri = data.get("image_uri", "")
     if not isinstance(image_uri, str):
         raise UserInputError(f"config image_uri: expected a string, got {image_uri!r}")
@@ -303,7 +289,7 @@ def _require(problems: list[str], ok: bool, message: str) -> None:
 def _validate(config: LauncherConfig) -> None:
     """Collect every problem, so a user fixes a config in one round trip."""
     p: list[str] = []
-    aws, s3, prep, tun, tr = config.aws, config.s3, config.prepare, config.tuning, config.training
+    aws, s3, prep, tun = config.aws, config.s3, config.prepare, config.tuning
     _require(p, bool(config.image_uri) and ":" in config.image_uri.rsplit("/", 1)[-1] or "@sha256:" in config.image_uri,
              f"image_uri {config.image_uri!r} must be a full ECR image URI with a tag or digest "
              "(docker/build_and_push.sh prints it), e.g. 111122223333.dkr.ecr.us-east-1.amazonaws.com/warmcv:1a2b3c4")
@@ -319,26 +305,12 @@ def _validate(config: LauncherConfig) -> None:
         value = getattr(s3, key)
         if value or key == "root":
             _require(p, bool(_S3_URI.match(value)), f"s3.{key} {value!r} must be an s3://bucket/prefix URI")
-    _require(p, 2 <= prep.folds <= 100, f"prepare.folds (K) = {prep.folds}: must be between 2 and 100")
-    _require(p, prep.task in TASKS, f"prepare.task {prep.task!r}: one of {', '.join(TASKS)}")
-    _require(p, prep.splitter in SPLITTERS, f"prepare.splitter {prep.splitter!r}: one of {', '.join(SPLITTERS)}")
     for key in ("prepare", "training", "transform"):
         instance = getattr(config, key).instance_type
         _require(p, bool(_INSTANCE.match(instance)), f"{key}.instance_type {instance!r} is not like ml.m5.xlarge")
-    _require(p, tun.strategy in STRATEGIES, f"tuning.strategy {tun.strategy!r}: one of {', '.join(STRATEGIES)}")
-    _require(p, 1 <= tun.parallel_trials <= MAX_PARALLEL_TUNING_JOBS,
-             f"tuning.parallel_trials (M) = {tun.parallel_trials}: must be 1..{MAX_PARALLEL_TUNING_JOBS}")
-    _require(p, tun.rounds >= 1, f"tuning.rounds (N) = {tun.rounds}: must be at least 1")
     _require(p, config.max_jobs <= MAX_TUNING_JOBS,
              f"M x N = {tun.parallel_trials} x {tun.rounds} = {config.max_jobs} trials: SageMaker allows at most "
              f"{MAX_TUNING_JOBS} per tuning job")
-    _require(p, tun.early_stopping in TUNER_EARLY_STOPPING,
-             f"tuning.early_stopping {tun.early_stopping!r}: one of {', '.join(TUNER_EARLY_STOPPING)} "
-             "(the tuner's own; "
-             "LightGBM's is the hyperparameter early_stopping_rounds)")
-    if tun.seed is not None:
-        _require(p, 0 <= tun.seed < 2**31, f"tuning.seed {tun.seed}: must be 0..2147483647")
-    _require(p, tun.max_trials_without_improvement >= 0, "tuning.max_trials_without_improvement must be >= 0")
     if tun.strategy == "Grid":
         _require(p, tun.early_stopping == "Off", "tuning.strategy Grid cannot be combined with early_stopping Auto")
     if tun.strategy == "Grid" and not p:
@@ -348,17 +320,11 @@ def _validate(config: LauncherConfig) -> None:
     if tun.strategy == "Hyperband":
         _require(p, tun.early_stopping == "Off",
                  "tuning.strategy Hyperband stops trials itself: leave tuning.early_stopping Off")
-    _require(p, 0 <= tr.keep_alive_seconds <= MAX_KEEP_ALIVE_SECONDS,
-             f"training.keep_alive_seconds {tr.keep_alive_seconds}: SageMaker allows 0..{MAX_KEEP_ALIVE_SECONDS}")
-    _require(p, tr.instance_count == 1, "training.instance_count: warmcv trains on one instance per job (set 1)")
-    _require(p, tr.max_runtime_seconds >= 60, "training.max_runtime_seconds must be at least 60")
     _require(p, bool(_NAME.match(config.pipeline.name)) and len(config.pipeline.name) <= 256,
              f"pipeline.name {config.pipeline.name!r}: letters, digits and hyphens, up to 256 characters")
     group = config.pipeline.model_package_group or config.pipeline.name
     _require(p, bool(_NAME.match(group)) and len(group) <= 63,
              f"pipeline.model_package_group {group!r}: letters, digits and hyphens, up to 63 characters")
-    _require(p, config.pipeline.approval_status in APPROVAL_STATUSES,
-             f"pipeline.approval_status: one of {', '.join(APPROVAL_STATUSES)}")
     for key in ("best_hyperparameters_lambda", "release_warm_pools_lambda"):
         value = getattr(config.pipeline, key)
         _require(p, bool(_LAMBDA_NAME.match(value)), f"pipeline.{key} {value!r} is not a Lambda function name")
@@ -370,6 +336,18 @@ def _validate(config: LauncherConfig) -> None:
         raise UserInputError("invalid launcher config: " + "; ".join(p))
     # Validated through the declarations: ranges, and static values that must not also be tuned.
     config.coordinator_hyperparameters()
+
+
+# CreateHyperParameterTuningJob, HyperParameterTuningJobName: length 1-32, pattern below (API reference;
+# botocore's model checks neither, so a bad name would fail only at AWS).
+_TUNING_JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$")
+
+
+def check_tuning_job_name(name: str) -> None:
+    if len(name) > 32 or not _TUNING_JOB_NAME.match(name):
+        raise UserInputError(
+            f"tuning job name {name!r} ({len(name)} characters): SageMaker takes 1-32 letters, digits and "
+            "hyphens, starting and ending with a letter or digit")
 
 
 def require(config: LauncherConfig, *keys: str) -> None:

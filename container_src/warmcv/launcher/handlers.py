@@ -26,6 +26,8 @@ SUMMARY_FILE = "cv_summary.json"  # what the coordinator writes into its model d
 BEST_TRAINING_JOB = "best_training_job"
 CV_MEAN = "cv_validation_mean"
 CV_STD = "cv_validation_std"
+# Outputs the pipeline reads as numbers (LambdaOutput type Float; the baseline condition compares CV_MEAN).
+NUMBERS = (CV_MEAN, CV_STD)
 CV_METRIC = "cv_metric"
 EVALUATION_URI = "evaluation_s3_uri"
 MODEL_QUALITY_KEYS = {"regression": "regression_metrics", "binary": "binary_classification_metrics",
@@ -74,7 +76,7 @@ def model_quality_statistics(summary: dict[str, Any], task: str) -> dict[str, An
     }
 
 
-def best_trial(sagemaker: Any, s3: Any, event: dict[str, Any]) -> dict[str, str]:
+def best_trial(sagemaker: Any, s3: Any, event: dict[str, Any]) -> dict[str, Any]:
     """The best trial's values of the requested hyperparameters, its CV mean/std, and the evaluation URI.
 
     event: tuning_job_name, names (comma-separated hyperparameters to return), rounds_from_cv ("true": return
@@ -109,7 +111,7 @@ def best_trial(sagemaker: Any, s3: Any, event: dict[str, Any]) -> dict[str, str]
                   ContentType="application/json")
     result.update({
         BEST_TRAINING_JOB: best["TrainingJobName"], CV_METRIC: str(summary["metric"]),
-        CV_MEAN: repr(float(summary["validation_mean"])), CV_STD: repr(float(summary["validation_std"])),
+        CV_MEAN: float(summary["validation_mean"]), CV_STD: float(summary["validation_std"]),
         EVALUATION_URI: str(event["evaluation_s3_uri"]),
     })
     log.info("best trial %s: %s %s +/- %s; hyperparameters %s", best["TrainingJobName"], summary["metric"],
@@ -137,7 +139,7 @@ def _clients(*services: str) -> list[Any]:
     return [boto3.client(service, config=config) for service in services]
 
 
-def best_hyperparameters(event: dict[str, Any], context: Any = None) -> dict[str, str]:
+def best_hyperparameters(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Lambda entry point of the pipeline's best-hyperparameters step."""
     sagemaker, s3 = _clients("sagemaker", "s3")
     return best_trial(sagemaker, s3, event)

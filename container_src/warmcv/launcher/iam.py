@@ -34,6 +34,9 @@ STEP_ACTIONS: dict[str, tuple[str, ...]] = {
                       "sagemaker:CreateModelPackageGroup", "sagemaker:DescribeModelPackageGroup"),
     "Transform": ("sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob"),
     "Lambda": ("lambda:InvokeFunction",),
+    # Evaluated by SageMaker Pipelines itself: no API call on the role's behalf.
+    "Condition": (),
+    "Fail": (),
 }
 # What the coordinator calls (warmcv.runners.sagemaker and warmcv.aws); see design.md.
 COORDINATOR_ACTIONS = ("sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
@@ -136,7 +139,7 @@ def pipeline_role_policy(config: LauncherConfig) -> dict[str, Any]:
         "RegisterModel": ["model-package/*", "model-package-group/*"], "Transform": ["transform-job/*"],
     }
     statements = [_statement(f"{step}Step", actions, [arns.sagemaker(r) for r in resources[step]])
-                  for step, actions in STEP_ACTIONS.items() if step != "Lambda"]
+                  for step, actions in STEP_ACTIONS.items() if step != "Lambda" and actions]
     every = sorted({arns.sagemaker(r) for rs in resources.values() for r in rs})
     functions = [config.pipeline.best_hyperparameters_lambda]
     if config.pipeline.release_warm_pools:

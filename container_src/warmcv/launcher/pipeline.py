@@ -25,6 +25,7 @@ from warmcv.aws import tags as tag_keys
 from warmcv.launcher import handlers
 from warmcv.launcher.config import LauncherConfig, require
 from warmcv.launcher.lambda_deploy import functions
+from warmcv.launcher.parameters import PipelineParameters
 from warmcv.launcher.sdk import pipeline_session
 from warmcv.launcher.tuner import trainer, tuning_step_args
 
@@ -43,16 +44,20 @@ STEP_MODEL = "CreateModel"
 STEP_REGISTER = "RegisterModel"
 STEP_PREDICT = "Predict"
 STEP_RELEASE = "ReleaseWarmPools"
+STEP_GATE = "BeatsBaseline"
+STEP_BELOW_BASELINE = "BelowBaseline"
 
 
-def prepare_arguments(config: LauncherConfig) -> list[str]:
-    """The container arguments of the Prepare step: the image's ENTRYPOINT hands them to `warmcv`."""
+def prepare_arguments(config: LauncherConfig, folds: Any = None) -> list[Any]:
+    """The container arguments of the Prepare step: the image's ENTRYPOINT hands them to `warmcv`.
+    `folds` is the pipeline parameter K as a string (the config's K when building without parameters)."""
     p = config.prepare
     args = ["--failure-file", PROCESSING_FAILURE_FILE, "prepare", "--data", PROCESSING_INPUT,
-            "--target", p.target, "--out", PROCESSING_OUTPUT, "--folds", str(p.folds), "--task", p.task,
-            "--splitter", p.splitter, "--split-seed", str(p.split_seed)]
+            "--target", p.target, "--out", PROCESSING_OUTPUT, "--folds", folds if folds is not None else str(p.folds),
+            "--task", p.task,
+            "--splitter", p.splitter, "--split-seed", str(p.seed)]
     for option, value in (("--group-column", p.group_column), ("--time-column", p.time_column),
-                          ("--categorical", ",".join(p.categorical)), ("--drop", ",".join(p.drop))):
+                          ("--categorical", ",".join(p.categorical or ())), ("--drop", ",".join(p.drop))):
         if value:
             args += [option, value]
     return args
@@ -80,9 +85,12 @@ def build_pipeline(config: LauncherConfig, session: Any | None = None) -> Any:
         ProcessingS3Output,
     )
     from sagemaker.core.transformer import Transformer
+    from sagemaker.core.workflow.conditions import ConditionGreaterThan, ConditionLessThan
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.functions import Join
     from sagemaker.mlops.workflow import (
+        ConditionStep,
+        FailStep,
         LambdaOutput,
         LambdaStep,
         ModelStep,
@@ -99,14 +107,16 @@ def build_pipeline(config: LauncherConfig, session: Any | None = None) -> Any:
     from warmcv.contract import DATA_CHANNEL
 
     execution = ExecutionVariables.PIPELINE_EXECUTION_ID
+    params = PipelineParameters.from_config(config)
+    folds = params.folds.to_string()
 
     def run_uri(*parts: str) -> Any:
         return Join(on="/", values=[config.s3.root.rstrip("/"), parts[0], execution, *parts[1:]])
 
     # 1. Prepare: raw data -> folds, in the image.
     processor = Processor(
-        role=config.aws.role_arn, image_uri=config.image_uri, instance_count=1,
-        instance_type=config.prepare.instance_type, volume_size_in_gb=config.prepare.volume_size_gb,
+        role=config.aws.role_arn, image_uri=params.image_uri, instance_count=1,
+        instance_type=params.processing_instance_type, volume_size_in_gb=config.prepare.volume_size_gb,
         base_job_name="warmcv-prepare", sagemaker_session=session,
     )
     prepare_args = processor.run(
@@ -114,13 +124,13 @@ def build_pipeline(config: LauncherConfig, session: Any | None = None) -> Any:
             s3_uri=config.s3.input, local_path=PROCESSING_INPUT, s3_data_type="S3Prefix", s3_input_mode="File"))],
         outputs=[ProcessingOutput(output_name=PREPARED_OUTPUT, s3_output=ProcessingS3Output(
             s3_uri=run_uri("prepared"), local_path=PROCESSING_OUTPUT, s3_upload_mode="EndOfJob"))],
-        arguments=prepare_arguments(config), wait=False, logs=False,
+        arguments=prepare_arguments(config, folds), wait=False, logs=False,
     )
     step_prepare = ProcessingStep(name=STEP_PREPARE, step_args=prepare_args)
     prepared = step_prepare.properties.ProcessingOutputConfig.Outputs[PREPARED_OUTPUT].S3Output.S3Uri
 
     # 2. Tune: coordinator trials.
-    step_tune = TuningStep(name=STEP_TUNE, step_args=tuning_step_args(config, session, prepared))
+    step_tune = TuningStep(name=STEP_TUNE, step_args=tuning_step_args(config, session, prepared, params))
 
     # 3. The best trial's hyperparameters and CV statistics.
     best_function, release_function = functions(config.pipeline.best_hyperparameters_lambda,
@@ -138,25 +148,29 @@ def build_pipeline(config: LauncherConfig, session: Any | None = None) -> Any:
             "evaluation_s3_uri": run_uri("evaluation", STATISTICS_FILE),
             "task": config.prepare.task,
         },
-        outputs=[LambdaOutput(output_name=name, output_type=LambdaOutputTypeEnum.String) for name in outputs],
+        outputs=[LambdaOutput(output_name=name, output_type=LambdaOutputTypeEnum.Float if name in handlers.NUMBERS
+                              else LambdaOutputTypeEnum.String) for name in outputs],
     )
     best = step_best.properties.Outputs
 
-    # 4. The final training on all data with the best values; its instance stays warm for a re-run.
+    # 4. The final training on all data with the best values. Its instance stays warm for a re-run only when
+    # the release step is off: with it on, the pool would be killed by that very step (billed for nothing).
     from sagemaker.core.shapes import Tag
 
     final_hyperparameters: dict[str, Any] = {
         name: value for name, value in config.worker_hyperparameters().items() if name not in from_tuning}
     final_hyperparameters.update({name: best[name] for name in from_tuning})
-    final = trainer(config, session, final_hyperparameters, keep_alive=config.training.keep_alive_seconds,
+    final_hyperparameters["n_folds"] = folds
+    final_keep_alive = 0 if config.pipeline.release_warm_pools else config.training.keep_alive_seconds
+    final = trainer(config, session, final_hyperparameters, keep_alive=final_keep_alive,
                     base_job_name="warmcv-final", output=config.uri("final"),
-                    tags=[Tag(key=tag_keys.ROLE, value=tag_keys.ROLE_FINAL)], worker_metrics=True)
+                    tags=[Tag(key=tag_keys.ROLE, value=tag_keys.ROLE_FINAL)], worker_metrics=True, params=params)
     step_train = TrainingStep(name=STEP_TRAIN, step_args=final.train(
         input_data_config=[InputData(channel_name=DATA_CHANNEL, data_source=prepared)], wait=False, logs=False))
 
     # 5. Model and registration with the CV mean and std.
     def builder() -> Any:
-        return ModelBuilder(image_uri=config.image_uri,
+        return ModelBuilder(image_uri=params.image_uri,
                             s3_model_data_url=step_train.properties.ModelArtifacts.S3ModelArtifacts,
                             role_arn=config.aws.role_arn, sagemaker_session=session,
                             # the image serves the model itself: no script-mode code to upload (that would
@@ -174,40 +188,62 @@ def build_pipeline(config: LauncherConfig, session: Any | None = None) -> Any:
         model_metrics=ModelMetrics(model_quality=ModelQuality(statistics=MetricsSource(
             content_type="application/json", s3_uri=best[handlers.EVALUATION_URI]))),
         customer_metadata_properties={
-            "warmcv:cv_metric": best[handlers.CV_METRIC], "warmcv:cv_validation_mean": best[handlers.CV_MEAN],
-            "warmcv:cv_validation_std": best[handlers.CV_STD], "warmcv:best_trial": best[handlers.BEST_TRAINING_JOB],
-            "warmcv:n_folds": str(config.prepare.folds)},
-        approval_status=config.pipeline.approval_status,
+            "warmcv:cv_metric": best[handlers.CV_METRIC],
+            "warmcv:cv_validation_mean": Join(on="", values=[best[handlers.CV_MEAN]]),
+            "warmcv:cv_validation_std": Join(on="", values=[best[handlers.CV_STD]]),
+            "warmcv:best_trial": best[handlers.BEST_TRAINING_JOB], "warmcv:n_folds": folds},
+        approval_status=params.approval_status,
         description=f"warmcv LightGBM, tuned by {config.tuning.strategy} over {config.prepare.folds}-fold CV",
     ))
-    steps: list[Any] = [step_prepare, step_tune, step_best, step_train, step_model, step_register]
+    registered: list[Any] = [step_register]
 
     # 6. Batch predictions with the image's serve mode.
-    last = step_register
     if config.transform.enabled:
         transformer = Transformer(
             model_name=step_model.properties.ModelName, instance_count=config.transform.instance_count,
-            instance_type=config.transform.instance_type, strategy="MultiRecord", assemble_with="Line",
+            instance_type=params.transform_instance_type, strategy="MultiRecord", assemble_with="Line",
             accept=config.transform.accept, output_path=run_uri("predictions"), sagemaker_session=session,
             base_transform_job_name="warmcv-predict",
         )
         step_predict = TransformStep(name=STEP_PREDICT, step_args=transformer.transform(
             data=config.s3.batch_input, content_type=config.transform.content_type,
-            split_type="Line", wait=False, logs=False))
-        steps.append(step_predict)
-        last = step_predict
+            split_type="Line", wait=False, logs=False), depends_on=[step_register])
+        registered.append(step_predict)
+
+    # Registration (and predictions) only for a model whose CV mean beats the baseline, as the public
+    # reference pipeline does; otherwise the execution fails saying so, rather than succeeding with nothing.
+    better = (ConditionGreaterThan if config_direction(config) == "Maximize" else ConditionLessThan)(
+        left=best[handlers.CV_MEAN], right=params.baseline)
+    step_gate = ConditionStep(name=STEP_GATE, conditions=[better], if_steps=registered, else_steps=[FailStep(
+        name=STEP_BELOW_BASELINE, error_message=Join(on=" ", values=[
+            "the best trial's CV", best[handlers.CV_METRIC], "of", best[handlers.CV_MEAN],
+            "does not beat the baseline", params.baseline, "(pipeline parameter BaselineObjective):",
+            "the model was trained but not registered"]))])
+    steps: list[Any] = [step_prepare, step_tune, step_best, step_train, step_model, step_gate]
 
     # 7. Nothing will reuse the pools after the last step: release them instead of paying the keep-alive.
     if config.pipeline.release_warm_pools:
         steps.append(LambdaStep(
             name=STEP_RELEASE,
             lambda_func=Lambda(function_arn=_function_arn(config, release_function.name), session=session),
-            inputs={"tuning_job_name": step_tune.properties.HyperParameterTuningJobName,
-                    "training_job_names": step_train.properties.TrainingJobName},
+            inputs={"tuning_job_name": step_tune.properties.HyperParameterTuningJobName},
             outputs=[LambdaOutput(output_name="released", output_type=LambdaOutputTypeEnum.Integer)],
-            depends_on=[last, step_register],
+            # Nothing reuses a pool once the final training is done (batch transform has no warm pools).
+            depends_on=[step_train],
         ))
-    return Pipeline(name=config.pipeline.name, steps=steps, sagemaker_session=session)
+    # No SageMaker Experiments (classic) experiment and trial per execution: the SDK's default would need the
+    # pipeline role to create experiments and trials and associate every job, for records warmcv never reads
+    # (a run's record is its model package and, with tracking on, its MLflow runs), and the SDK applies that
+    # default only in some regions, so the same config would give different definitions by region.
+    return Pipeline(name=config.pipeline.name, parameters=params.all(), steps=steps, sagemaker_session=session,
+                    pipeline_experiment_config=None)
+
+
+def config_direction(config: LauncherConfig) -> str:
+    """Maximize or Minimize: the objective's direction, known from the config's metric."""
+    from warmcv.declarations import SCORING_METRICS
+
+    return SCORING_METRICS[config.metric].direction
 
 
 def definition_json(config: LauncherConfig) -> str:

@@ -9,7 +9,7 @@ trainer sets none.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from warmcv.aws import tags as tag_keys
 from warmcv.declarations import (
@@ -19,20 +19,29 @@ from warmcv.declarations import (
     sagemaker_parameter_ranges,
     tuning_objective,
 )
-from warmcv.launcher.config import LauncherConfig
+from warmcv.launcher.config import LauncherConfig, check_tuning_job_name
 from warmcv.launcher.sdk import pipeline_session
 
+if TYPE_CHECKING:
+    from warmcv.launcher.parameters import PipelineParameters
 
-def parameter_ranges(config: LauncherConfig) -> dict[str, Any]:
-    """The declarations' `ParameterRanges`, as the SDK's range objects (values kept as the declarations format them)."""
+
+def parameter_ranges(config: LauncherConfig, params: PipelineParameters | None = None) -> dict[str, Any]:
+    """The declarations' `ParameterRanges`, as the SDK's range objects (values kept as the declarations format
+    them); with pipeline parameters, each numeric range's ends are the execution's parameters."""
     from sagemaker.core.parameter import CategoricalParameter, ContinuousParameter, IntegerParameter
 
     ranges = sagemaker_parameter_ranges(config.search_space())
+    bounds = params.ranges if params is not None else {}
+
+    def ends(item: dict[str, Any]) -> tuple[Any, Any]:
+        return bounds.get(item["Name"], (item["MinValue"], item["MaxValue"]))
+
     sdk: dict[str, Any] = {}
     for item in ranges["IntegerParameterRanges"]:
-        sdk[item["Name"]] = IntegerParameter(item["MinValue"], item["MaxValue"], scaling_type=item["ScalingType"])
+        sdk[item["Name"]] = IntegerParameter(*ends(item), scaling_type=item["ScalingType"])
     for item in ranges["ContinuousParameterRanges"]:
-        sdk[item["Name"]] = ContinuousParameter(item["MinValue"], item["MaxValue"], scaling_type=item["ScalingType"])
+        sdk[item["Name"]] = ContinuousParameter(*ends(item), scaling_type=item["ScalingType"])
     for item in ranges["CategoricalParameterRanges"]:
         sdk[item["Name"]] = CategoricalParameter(item["Values"])
     return sdk
@@ -44,16 +53,18 @@ def _tags(role: str) -> list[dict[str, str]]:
 
 def trainer(config: LauncherConfig, session: Any, hyperparameters: dict[str, Any], keep_alive: int,
             base_job_name: str, output: str, tags: list[dict[str, str]] | None = None,
-            worker_metrics: bool = False) -> Any:
+            worker_metrics: bool = False, params: PipelineParameters | None = None) -> Any:
     """A ModelTrainer on the warmcv image (coordinator trials and the final training share the instance setup)."""
     from sagemaker.train import ModelTrainer
     from sagemaker.train.configs import Compute, OutputDataConfig, StoppingCondition
 
-    compute = Compute(instance_type=config.training.instance_type, instance_count=config.training.instance_count,
+    instance_type = params.training_instance_type if params is not None else config.training.instance_type
+    image = params.image_uri if params is not None else config.image_uri
+    compute = Compute(instance_type=instance_type, instance_count=config.training.instance_count,
                       volume_size_in_gb=config.training.volume_size_gb,
                       **({"keep_alive_period_in_seconds": keep_alive} if keep_alive else {}))
     model_trainer = ModelTrainer(
-        training_image=config.image_uri, role=config.aws.role_arn, sagemaker_session=session, compute=compute,
+        training_image=image, role=config.aws.role_arn, sagemaker_session=session, compute=compute,
         stopping_condition=StoppingCondition(max_runtime_in_seconds=config.training.max_runtime_seconds),
         output_data_config=OutputDataConfig(s3_output_path=output), hyperparameters=hyperparameters,
         base_job_name=base_job_name, tags=tags, environment={},
@@ -71,19 +82,28 @@ def _tuner_class() -> type:
 
     class Tuner(HyperparameterTuner):
         """Keeps a random seed of 0, which SDK 3.27.0 drops twice (`if self.random_seed:` when building the
-        config, and a truthiness test when serializing shapes), though 0 is a valid seed."""
+        config, and a truthiness test when serializing shapes), though 0 is a valid seed; and puts pipeline
+        parameters where the SDK's typed shapes accept only numbers (ResourceLimits), into the request it
+        captured."""
+
+        resource_limits: dict[str, Any] = {}
 
         def _start_tuning_job(self, inputs):  # noqa: ANN001, ANN202 - the SDK's own signature
             result = super()._start_tuning_job(inputs)
+            config = self.sagemaker_session.context.args["HyperParameterTuningJobConfig"]
             if self.random_seed == 0 and not isinstance(self.random_seed, bool):
-                self.sagemaker_session.context.args["HyperParameterTuningJobConfig"]["RandomSeed"] = 0
+                config["RandomSeed"] = 0
+            config.setdefault("ResourceLimits", {}).update(self.resource_limits)
             return result
 
     return Tuner
 
 
-def tuner(config: LauncherConfig, session: Any) -> Any:
-    """The HyperparameterTuner: M parallel coordinator trials for N rounds, objective from the metric's direction."""
+def tuner(config: LauncherConfig, session: Any, params: PipelineParameters | None = None) -> Any:
+    """The HyperparameterTuner: M parallel coordinator trials for N rounds, objective from the metric's direction.
+
+    With pipeline parameters, K, the trial budget, the ranges, the image and the instance type are the
+    execution's."""
     from sagemaker.core.shapes import (
         BestObjectiveNotImproving,
         ConvergenceDetected,
@@ -94,8 +114,11 @@ def tuner(config: LauncherConfig, session: Any) -> Any:
 
     tuning = config.tuning
     objective = tuning_objective(config.metric)
-    trial = trainer(config, session, config.coordinator_hyperparameters(), keep_alive=0,
-                    base_job_name="warmcv-trial", output=config.uri("tuning"))
+    hyperparameters: dict[str, Any] = config.coordinator_hyperparameters()
+    if params is not None:
+        hyperparameters["n_folds"] = params.folds.to_string()
+    trial = trainer(config, session, hyperparameters, keep_alive=0, base_job_name="warmcv-trial",
+                    output=config.uri("tuning"), params=params)
     strategy_config = None
     if tuning.strategy == "Hyperband":
         strategy_config = HyperParameterTuningJobStrategyConfig(hyperband_strategy_config=HyperbandStrategyConfig(
@@ -109,11 +132,11 @@ def tuner(config: LauncherConfig, session: Any) -> Any:
             max_number_of_training_jobs_not_improving=tuning.max_trials_without_improvement)
     if tuning.complete_on_convergence:
         criteria["convergence_detected"] = ConvergenceDetected(complete_on_convergence="Enabled")
-    return _tuner_class()(
+    built = _tuner_class()(
         model_trainer=trial,
         objective_metric_name=objective["MetricName"],
         objective_type=objective["Type"],
-        hyperparameter_ranges=parameter_ranges(config),
+        hyperparameter_ranges=parameter_ranges(config, params),
         metric_definitions=metric_definitions(COORDINATOR_METRICS),
         strategy=tuning.strategy,
         # Grid search runs every combination: SageMaker rejects a job count with it.
@@ -126,6 +149,12 @@ def tuner(config: LauncherConfig, session: Any) -> Any:
         completion_criteria_config=TuningJobCompletionCriteria(**criteria) if criteria else None,
         base_tuning_job_name="warmcv-tune",
     )
+    if params is not None:
+        limits = {"MaxParallelTrainingJobs": params.parallel_trials}
+        if tuning.strategy != "Grid":
+            limits["MaxNumberOfTrainingJobs"] = params.max_trials
+        built.resource_limits = limits
+    return built
 
 
 def _inputs(data_uri: Any) -> list[Any]:
@@ -136,9 +165,10 @@ def _inputs(data_uri: Any) -> list[Any]:
     return [InputData(channel_name=DATA_CHANNEL, data_source=data_uri)]
 
 
-def tuning_step_args(config: LauncherConfig, session: Any, data_uri: Any) -> Any:
+def tuning_step_args(config: LauncherConfig, session: Any, data_uri: Any,
+                     params: PipelineParameters | None = None) -> Any:
     """`tuner.tune(...)` under a PipelineSession: the TuningStep's arguments, nothing is called."""
-    return tuner(config, session).tune(inputs=_inputs(data_uri), wait=False)
+    return tuner(config, session, params).tune(inputs=_inputs(data_uri), wait=False)
 
 
 def tuning_request(config: LauncherConfig) -> dict[str, Any]:
@@ -161,8 +191,9 @@ def start_tuning(config: LauncherConfig, job_name: str | None = None, client: An
     """
     import time
 
-    request = tuning_request(config)
     name = job_name or f"warmcv-{time.strftime('%y%m%d-%H%M%S', time.gmtime())}"
+    check_tuning_job_name(name)
+    request = tuning_request(config)
     if client is None:
         import boto3
 

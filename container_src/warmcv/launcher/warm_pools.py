@@ -40,7 +40,12 @@ def sagemaker_client(region: str | None = None) -> Any:
 
 @dataclass(frozen=True)
 class RunSelector:
-    """Which jobs belong to the run: any one of these matching is enough."""
+    """Which jobs belong to the run: any one of these matching is enough.
+
+    Names compare without case: SageMaker job names are unique regardless of case, and an ARN carries
+    the name lower-cased ("arn:...:training-job/warmcv-final-abc" for job "warmcv-final-ABC"), so a name
+    taken from an ARN must still match the job's own spelling.
+    """
 
     tuning_jobs: frozenset[str] = frozenset()  # fold jobs tagged warmcv:tuning-job=<name>
     parent_jobs: frozenset[str] = frozenset()  # fold jobs tagged warmcv:parent-job=<name>
@@ -50,11 +55,17 @@ class RunSelector:
     def __post_init__(self) -> None:
         if not (self.tuning_jobs or self.parent_jobs or self.training_jobs or self.any_warmcv_job):
             raise ValueError("name a tuning job, a parent (coordinator) job or a training job to release")
+        for name in ("tuning_jobs", "parent_jobs", "training_jobs"):
+            object.__setattr__(self, name, frozenset(v.lower() for v in getattr(self, name)))
+
+    def names_job(self, name: str) -> bool:
+        return name.lower() in self.training_jobs
 
     def matches(self, name: str, tags: Mapping[str, str]) -> bool:
-        if name in self.training_jobs:
+        if self.names_job(name):
             return True
-        if tags.get(tag_keys.TUNING_JOB) in self.tuning_jobs or tags.get(tag_keys.PARENT_JOB) in self.parent_jobs:
+        if (tags.get(tag_keys.TUNING_JOB, "").lower() in self.tuning_jobs
+                or tags.get(tag_keys.PARENT_JOB, "").lower() in self.parent_jobs):
             return True
         return self.any_warmcv_job and tag_keys.ROLE in tags
 
@@ -67,6 +78,9 @@ class RunSelector:
 class ReleaseReport:
     released: list[str] = field(default_factory=list)
     already_gone: list[str] = field(default_factory=list)  # the pool was reused or ended before our update
+    # Jobs whose tags could not be read (access denied, deleted, throttled past the retries): left alone,
+    # not a reason to leave every other pool of the run billing.
+    unreadable: list[str] = field(default_factory=list)
     examined: int = 0  # jobs with an available pool that were checked
     requests: dict[str, int] = field(default_factory=dict)  # API calls made, by operation
 
@@ -74,7 +88,8 @@ class ReleaseReport:
         self.requests[operation] = self.requests.get(operation, 0) + 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"released": self.released, "already_gone": self.already_gone, "examined": self.examined,
+        return {"released": self.released, "already_gone": self.already_gone, "unreadable": self.unreadable,
+                "examined": self.examined,
                 "requests": dict(sorted(self.requests.items()))}
 
 
@@ -127,6 +142,8 @@ def release_job(client: Any, name: str, report: ReleaseReport) -> bool:
 def release_warm_pools(client: Any, selector: RunSelector, created_after: _dt.datetime | None = None,
                        dry_run: bool = False) -> ReleaseReport:
     """Release every available warm pool of the run's jobs; returns what was done and the calls made."""
+    from botocore.exceptions import ClientError
+
     report = ReleaseReport()
     for summary in available_pools(client, report, created_after):
         name = summary["TrainingJobName"]
@@ -134,16 +151,24 @@ def release_warm_pools(client: Any, selector: RunSelector, created_after: _dt.da
         if status != AVAILABLE:
             continue
         report.examined += 1
-        tags = job_tags(client, summary["TrainingJobArn"], report) if selector.needs_tags and \
-            name not in selector.training_jobs else {}
+        tags: dict[str, str] = {}
+        if selector.needs_tags and not selector.names_job(name):
+            try:
+                tags = job_tags(client, summary["TrainingJobArn"], report)
+            except ClientError as error:
+                log.warning("%s: cannot read its tags (%s); its warm pool is left alone", name,
+                            error.response.get("Error", {}).get("Code", error))
+                report.unreadable.append(name)
+                continue
         if not selector.matches(name, tags):
             continue
         if dry_run:
             report.released.append(name)
             continue
         (report.released if release_job(client, name, report) else report.already_gone).append(name)
-    log.info("warm pools: %d released, %d already gone, %d available pools examined, requests %s",
-             len(report.released), len(report.already_gone), report.examined, report.requests)
+    log.info("warm pools: %d released, %d already gone, %d with unreadable tags, %d available pools examined, "
+             "requests %s", len(report.released), len(report.already_gone), len(report.unreadable), report.examined,
+             report.requests)
     return report
 
 

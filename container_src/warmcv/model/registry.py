@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from warmcv.errors import UserInputError
+from warmcv.settings.choices import APPROVAL_STATUSES
 
-APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 REGISTRY_FILE = "registry.json"
 _FORMAT_VERSION = 1
 # SageMaker's ModelPackageGroupName pattern.

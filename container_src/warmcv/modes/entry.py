@@ -31,8 +31,8 @@ def dispatch(paths: ContainerPaths, hps: HyperparameterValues) -> None:
 
         run_worker(paths, hps)
         return
+    from warmcv.cv import check_n_folds
     from warmcv.modes.coordinator import run_coordinator
-    from warmcv.modes.worker import check_n_folds
     from warmcv.runners.select import select_runner
 
     data_dir = data_channel(paths)

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from pathlib import Path
 
+from warmcv.cv import FoldResult, FoldRunner, FoldTask
 from warmcv.errors import FoldFailed, StopRequested, UserInputError
-from warmcv.runners.base import FoldResult, FoldRunner, FoldTask
 from warmcv.runners.pool import WarmWorkerPool
 from warmcv.runners.worker_process import WorkRequest
 

@@ -14,11 +14,13 @@ import logging
 import multiprocessing as mp
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -32,8 +34,33 @@ from warmcv.runners.worker_process import WorkRequest, worker_main
 log = logging.getLogger(__name__)
 
 # Modules every worker needs: imported once in the fork server, so a new worker starts in milliseconds.
-_PRELOAD = ["warmcv.runners.worker_process", "warmcv.modes.worker", "lightgbm", "pandas", "pyarrow.parquet",
+_PRELOAD = ["warmcv.runners.worker_process", "warmcv.cv.fold_outputs", "lightgbm", "pandas", "pyarrow.parquet",
             "sklearn.metrics"]
+
+
+_MAIN_LOCK = threading.Lock()
+
+
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start a worker without telling it about the parent's `__main__`.
+
+    multiprocessing makes a new process re-import the parent's main module (by path or by name) so
+    that pickled objects defined there resolve. A worker needs nothing from it (its target and every
+    message are warmcv's own), and re-importing it is harmful: under `python -` the path is
+    "<stdin>", which fails the start, and an unguarded script or a notebook's code would run again
+    in every worker. So, while the process starts, `__main__` shows neither a file nor a spec.
+    """
+    main = sys.modules["__main__"]
+    with _MAIN_LOCK:
+        hidden = {name: main.__dict__.pop(name) for name in ("__file__",) if name in main.__dict__}
+        spec = main.__dict__.get("__spec__")
+        main.__spec__ = None
+        try:
+            yield
+        finally:
+            main.__spec__ = spec
+            main.__dict__.update(hidden)
 
 
 def dataset_affinity(request: WorkRequest) -> Hashable:
@@ -186,7 +213,8 @@ class WarmWorkerPool:
         parent, child = self._context.Pipe(duplex=True)
         process = self._context.Process(target=worker_main, name="warmcv-worker", daemon=True,
                                         args=(child, self.threads, self.max_datasets, self.dataset_dir))
-        process.start()
+        with _main_module_hidden():
+            process.start()
         child.close()
         self.started_workers += 1
         return _Worker(process, parent)

@@ -66,9 +66,9 @@ from warmcv.aws.training_jobs import (
 )
 from warmcv.clock import SYSTEM_CLOCK, Clock
 from warmcv.contract import ContainerPaths
+from warmcv.cv import FoldResult, FoldRunner, FoldTask
 from warmcv.declarations import HyperparameterValues
 from warmcv.errors import FoldFailed, UserInputError
-from warmcv.runners.base import FoldResult, FoldRunner, FoldTask
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 from warmcv.contract import ContainerPaths
+from warmcv.cv import FoldRunner
 from warmcv.data.manifest import Manifest
 from warmcv.declarations import HyperparameterValues
-from warmcv.runners.base import FoldRunner
 from warmcv.runners.local import LocalFoldRunner
 
 log = logging.getLogger(__name__)

@@ -55,7 +55,7 @@ class WorkerState:
         setup = training_setup(hps, data.manifest, num_threads=self.threads)
         outcome = train_fold(data, setup, request.fold, cache=self.datasets)
         if request.model_dir:
-            from warmcv.modes.worker import save_outcome
+            from warmcv.cv import save_outcome
 
             save_outcome(Path(request.model_dir), outcome, hps, setup, data.manifest)
         summary = outcome.summary()

@@ -47,8 +47,8 @@ from botocore.exceptions import ClientError
 
 from warmcv.aws.tags import PARENT_JOB
 from warmcv.clock import Clock
+from warmcv.cv import METRICS_FILE
 from warmcv.declarations.metrics import FOLD_TRAINING_SCORE, FOLD_VALIDATION_SCORE
-from warmcv.modes.worker import METRICS_FILE
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

@@ -7,7 +7,7 @@ SageMaker, and once its start-up has passed, an actor runs exactly what a coordi
 
     SageMakerFoldRunner.discover(...)   describes itself, reads its tags, builds the fold-job template
     cross_validate(runner, hps, ...)    creates K fold jobs, polls, reads their metrics.json, aggregates
-    summary.log_lines()                 the lines the tuner's regex reads; the objective is parsed from them
+    metric_lines(summary)               the lines the tuner's regex reads; the objective is parsed from them
 
 through boto3-shaped clients that retry like botocore (`clients`), on the scheduler's virtual clock.
 Fold jobs train for simulated seconds only (nothing is trained); the aggregation of their scores is real.
@@ -39,6 +39,7 @@ from botocore.exceptions import ClientError
 
 from warmcv.aws.fold_jobs import fold_job_name
 from warmcv.aws.training_jobs import ApiCalls, TrainingJobsApi
+from warmcv.cv import FoldTask
 from warmcv.data.manifest import Manifest
 from warmcv.data.schema import FeatureSchema
 from warmcv.declarations import (
@@ -51,7 +52,6 @@ from warmcv.declarations import (
     parse_hyperparameters,
 )
 from warmcv.errors import StopRequested
-from warmcv.runners.base import FoldTask
 from warmcv.runners.sagemaker import SageMakerFoldRunner, Timing
 from warmcv.simulation.clients import PATIENT, PROMPT, S3, SimulatedClient
 from warmcv.simulation.sagemaker import ACCOUNT, REGION, JobTiming, SimJob, SimulatedS3, SimulatedSageMaker
@@ -298,7 +298,8 @@ class SimulatedTuner:
 
     def _coordinator(self, trial: Trial) -> None:
         """What the coordinator container runs, on the virtual clock; its outcome ends the job."""
-        from warmcv.modes.coordinator import cross_validate
+        from warmcv.cv import cross_validate
+        from warmcv.modes.coordinator import metric_lines
         from warmcv.modes.entry import failure_message
 
         trial.started_at = self.clock.monotonic()
@@ -324,7 +325,7 @@ class SimulatedTuner:
             with runner:
                 summary = cross_validate(runner, hps, self.manifest, clock=self.clock)
             trial.folds_done_at = self.clock.monotonic()
-            trial.log_lines = summary.log_lines()
+            trial.log_lines = metric_lines(summary)
             trial.fold_scores = [r.validation_score for r in summary.folds]
             matches = [m for line in trial.log_lines for m in self.objective_regex.findall(line)]
             trial.objective = float(matches[-1]) if matches else None

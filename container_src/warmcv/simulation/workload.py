@@ -18,7 +18,7 @@ from typing import Any
 
 from warmcv.aws.tags import PARENT_JOB
 from warmcv.clock import Clock
-from warmcv.runners.base import FoldTask
+from warmcv.cv import FoldTask
 from warmcv.simulation.sagemaker import JobTiming, SimJob, fold_summary
 
 FAILURE_REASON = "AlgorithmError: simulated fold failure"

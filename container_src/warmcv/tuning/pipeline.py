@@ -10,32 +10,31 @@ the same result as one never interrupted.
 from __future__ import annotations
 
 import contextlib
-import io
-import json
 import logging
 import math
 import os
 import platform
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import warmcv
+from warmcv.cv import CrossValidationSummary, check_n_folds, final_fit_hyperparameters, train_and_save
 from warmcv.data.manifest import MANIFEST_FILE, PreparedData, read_manifest
-from warmcv.data.prepare import PrepareOptions, prepare
-from warmcv.declarations import TUNING_FIXED, parse_hyperparameters, static_hyperparameters
+from warmcv.data.prepare import prepare
+from warmcv.declarations import parse_hyperparameters
 from warmcv.errors import StopRequested, UserInputError
 from warmcv.model.params import default_threads, training_setup
+from warmcv.settings.run import RunSettings
 from warmcv.tuning.search import CV_ATTR, HYPERPARAMETERS_ATTR, Search, SearchOutcome, TrialReport
 from warmcv.tuning.space import make_sampler, space_from_description
 from warmcv.tuning.study import STUDY_FILE, counted_trials, open_study, recover_interrupted, run_lock
 
 log = logging.getLogger(__name__)
 
-SETTINGS_FILE = "run.json"
 PREPARED_DIR = "prepared"
 MODEL_DIR = "model"
 FINAL_DIR = "final"
@@ -44,54 +43,6 @@ FINAL_DIR = "final"
 DATASETS_DIR = ".datasets"
 PLOTS_DIR = "plots"
 PREDICTIONS_FILE = "predictions.csv"
-# Hyperparameters warmcv run sets itself.
-_NOT_SETTABLE = {"mode", "fold"}
-
-
-@dataclass
-class RunSettings:
-    """Everything a run needs, saved as run.json so --resume continues with exactly these."""
-
-    data: str
-    target: str
-    prepare: dict[str, Any]  # PrepareOptions fields
-    space: dict[str, dict[str, Any]]  # describe(SearchSpace)
-    fixed: dict[str, str]
-    trials: int = 40
-    parallel: int | None = None  # None: enough trials in flight to keep every worker busy
-    workers: int | None = None  # None: one per core
-    timeout: float | None = None
-    sampler: str = "tpe"
-    seed: int = 0
-    predict: str | None = None
-    predict_output: str = "probabilities"
-    registry: str | None = None  # None: <run folder's parent>/registry
-    model_group: str | None = None
-    approval: str = "PendingManualApproval"
-    format_version: int = 1
-
-    @classmethod
-    def load(cls, run_dir: Path) -> RunSettings:
-        path = run_dir / SETTINGS_FILE
-        if not path.is_file():
-            raise UserInputError(f"nothing to resume in {run_dir}: it has no {SETTINGS_FILE} (not a warmcv run folder)")
-        return cls(**json.loads(path.read_text()))
-
-    def save(self, run_dir: Path) -> None:
-        tmp = run_dir / f".{SETTINGS_FILE}.tmp"
-        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
-        os.replace(tmp, run_dir / SETTINGS_FILE)
-
-
-def resolve_fixed(user_fixed: Mapping[str, str], space: Mapping[str, Any]) -> dict[str, str]:
-    """The run's fixed hyperparameters: the tuning defaults not being searched, then the user's values (checked)."""
-    bad = sorted(set(user_fixed) & _NOT_SETTABLE)
-    if bad:
-        raise UserInputError(
-            f"{', '.join(bad)} cannot be set for warmcv run: it runs every fold, then fits on all data")
-    defaults = {k: v for k, v in TUNING_FIXED.items() if k not in space}
-    values = {**defaults, **user_fixed}
-    return static_hyperparameters(values, space)
 
 
 def default_parallel(workers: int, folds: int) -> int:
@@ -143,7 +94,7 @@ class Run:
             return prepared  # prepared by the run being resumed: the folds must stay the same
         started = time.monotonic()
         self.on_stage(f"preparing {self.settings.data} (target {self.settings.target!r})")
-        manifest = prepare(self.settings.data, prepared, PrepareOptions(**self.settings.prepare))
+        manifest = prepare(self.settings.data, prepared, self.settings.prepare)
         self.timings.measure("prepare", started)
         self.on_stage(f"prepared {manifest.rows} rows: task {manifest.task}, {manifest.n_folds} folds "
                       f"({manifest.splitter}), {len(manifest.schema.features)} features "
@@ -171,8 +122,6 @@ class Run:
             manifest = read_manifest(prepared)
             space = space_from_description(s.space)
             hps = parse_hyperparameters({**s.fixed, "mode": "coordinator"})
-            from warmcv.modes.worker import check_n_folds
-
             check_n_folds(hps, manifest)
             setup = training_setup(hps, manifest)  # checks objective and metric against the task up front
             parallel = s.parallel or default_parallel(workers, manifest.n_folds)
@@ -219,36 +168,23 @@ class Run:
         from warmcv.model.batch import predict_file
         from warmcv.model.package import ARCHIVE_NAME, package_model
         from warmcv.model.registry import LocalModelRegistry, group_name_from
-        from warmcv.modes.coordinator import CrossValidationSummary, final_fit_hyperparameters
-        from warmcv.modes.worker import train_and_save
-        from warmcv.runners.base import FoldResult
         from warmcv.tuning.plots import make_plots
         from warmcv.tuning.report import REPORT_FILE, trial_records, write_report
 
         s = self.settings
         best = study.best_trial
-        cv = best.user_attrs[CV_ATTR]
         trial_hps = best.user_attrs[HYPERPARAMETERS_ATTR]
-        summary = CrossValidationSummary(
-            metric=setup.metric.name, direction=setup.metric.direction, n_folds=len(cv["folds"]),
-            validation_mean=cv["mean"], validation_std=cv["std"], train_mean=cv["train_mean"],
-            train_std=cv["train_std"], best_iteration_mean=cv["best_iteration_mean"],
-            recommended_num_boost_round=cv["recommended_num_boost_round"],
-            folds=[FoldResult(fold=f["fold"], train_score=f["train"], validation_score=f["validation"],
-                              best_iteration=f["best_iteration"], n_train=f["n_train"], n_valid=f["n_valid"],
-                              seconds=f["seconds"]) for f in cv["folds"]],
-            runner="local", seconds=cv["seconds"], hyperparameters=trial_hps)
+        summary = CrossValidationSummary.from_dict(best.user_attrs[CV_ATTR])
 
         started = time.monotonic()
         final_hps = final_fit_hyperparameters(trial_hps, summary)
-        self.on_stage(f"best trial #{best.number}: CV {setup.metric.name} {cv['mean']:.6f} +/- {cv['std']:.6f}; "
+        self.on_stage(f"best trial #{best.number}: CV {setup.metric.name} {summary.validation_mean:.6f} +/- "
+                      f"{summary.validation_std:.6f}; "
                       f"training the final model on all {manifest.rows} rows ({final_hps['num_boost_round']} rounds)")
         model_dir = self.run_dir / MODEL_DIR
         cross_validation = {**summary.to_dict(), "trial": best.number}
-        # train_and_save prints the SageMaker metric line ("train score:...;"), which is noise here.
-        with contextlib.redirect_stdout(io.StringIO()):
-            outcome_final = train_and_save(PreparedData.load(prepared), parse_hyperparameters(final_hps), model_dir,
-                                           self.run_dir / FINAL_DIR, cross_validation=cross_validation)
+        outcome_final = train_and_save(PreparedData.load(prepared), parse_hyperparameters(final_hps), model_dir,
+                                       self.run_dir / FINAL_DIR, cross_validation=cross_validation)
         archive = self.run_dir / ARCHIVE_NAME
         sha = package_model(model_dir, archive)
         self.timings.measure("final_fit", started)
@@ -256,8 +192,8 @@ class Run:
         registry_dir = Path(s.registry) if s.registry else self.run_dir.resolve().parent / "registry"
         group = s.model_group or group_name_from(Path(s.data).name.split(".")[0], s.target)
         metrics = {"metric": setup.metric.name, "direction": setup.metric.direction,
-                   "cv_mean": cv["mean"], "cv_std": cv["std"], "n_folds": len(cv["folds"]),
-                   "fold_scores": [f["validation"] for f in cv["folds"]], "train_score": outcome_final.train_score}
+                   "cv_mean": summary.validation_mean, "cv_std": summary.validation_std, "n_folds": summary.n_folds,
+                   "fold_scores": summary.fold_scores, "train_score": outcome_final.train_score}
         registry = LocalModelRegistry(registry_dir)
         entry = registry.register(group, model_data=archive, model_sha256=sha, metrics=metrics,
                                   hyperparameters=final_hps, run=self.run_dir, status=s.approval,
@@ -296,9 +232,10 @@ class Run:
             "search": {"sampler": s.sampler, "seed": s.seed, "trials_requested": s.trials, "counts": counts,
                        "folds": manifest.n_folds, "space": s.space, "fixed": s.fixed, "timeout": s.timeout,
                        "stopped_by_timeout": outcome.timed_out, **pool_stats},
-            "best": {"trial": best.number, "cv_mean": cv["mean"], "cv_std": cv["std"], "params": dict(best.params),
-                     "hyperparameters": trial_hps, "folds": cv["folds"],
-                     "recommended_num_boost_round": cv["recommended_num_boost_round"]},
+            "best": {"trial": best.number, "cv_mean": summary.validation_mean, "cv_std": summary.validation_std,
+                     "params": dict(best.params), "hyperparameters": trial_hps,
+                     "folds": [f.to_dict() for f in summary.folds],
+                     "recommended_num_boost_round": summary.recommended_num_boost_round},
             "final_model": {"directory": str(model_dir), "archive": str(archive), "sha256": sha,
                             "hyperparameters": final_hps, "best_iteration": outcome_final.best_iteration,
                             "train_score": outcome_final.train_score},
@@ -329,12 +266,3 @@ def _version(package: str) -> str | None:
         return version(package)
     except PackageNotFoundError:
         return None
-
-
-def update_for_resume(settings: RunSettings, **changes: Any) -> RunSettings:
-    """The saved settings with the few things a resume may change (budget, parallelism, timeout, predictions)."""
-    allowed = {"trials", "parallel", "workers", "timeout", "predict", "predict_output", "approval"}
-    unknown = set(changes) - allowed
-    if unknown:
-        raise UserInputError(f"--resume cannot change {', '.join(sorted(unknown))}")
-    return replace(settings, **{k: v for k, v in changes.items() if v is not None})

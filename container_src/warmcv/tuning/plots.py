@@ -60,7 +60,7 @@ def fold_spread(records: Sequence[Mapping[str, Any]], metric: str, maximize: boo
     plt = _pyplot()
     top = ranked(records, maximize)[:TOP_TRIALS]
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    scores = [[f["validation"] for f in r["cv"]["folds"]] for r in top]
+    scores = [[f["validation_score"] for f in r["cv"]["folds"]] for r in top]
     ax.boxplot(scores, showmeans=True, widths=0.5)
     # One colour per fold: a fold that is hard for every trial shows up as a line of the same colour.
     n_folds = max(len(values) for values in scores)

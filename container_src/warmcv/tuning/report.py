@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from warmcv.cv import CrossValidationSummary
 from warmcv.tuning.search import CV_ATTR, ERROR_ATTR, HYPERPARAMETERS_ATTR
 from warmcv.tuning.study import retried_numbers
 
@@ -29,11 +30,11 @@ def trial_records(study: Any) -> list[dict[str, Any]]:
             state = "interrupted"
         seconds = ((trial.datetime_complete - trial.datetime_start).total_seconds()
                    if trial.datetime_complete and trial.datetime_start else None)
-        cv = trial.user_attrs.get(CV_ATTR)
+        cv = trial_summary(trial)
         records.append({
             "number": trial.number, "state": state,
             "value": trial.value if trial.state == TrialState.COMPLETE else None,
-            "std": cv["std"] if cv else None,
+            "std": cv["validation_std"] if cv else None,
             "params": dict(trial.params),
             "hyperparameters": trial.user_attrs.get(HYPERPARAMETERS_ATTR, {}),
             "cv": cv,
@@ -43,6 +44,12 @@ def trial_records(study: Any) -> list[dict[str, Any]]:
             "seconds": seconds,
         })
     return records
+
+
+def trial_summary(trial: Any) -> dict[str, Any] | None:
+    """A trial's cross-validation summary as stored (CrossValidationSummary.to_dict), or None."""
+    stored = trial.user_attrs.get(CV_ATTR)
+    return CrossValidationSummary.from_dict(stored).to_dict() if stored else None
 
 
 def ranked(records: Sequence[Mapping[str, Any]], maximize: bool) -> list[Mapping[str, Any]]:
@@ -86,7 +93,7 @@ def summary_table(report: Mapping[str, Any], top: int = 5) -> str:
     header = ["rank", "trial", f"CV {metric}", "std", "folds min..max", "rounds", "seconds"]
     rows = []
     for i, r in enumerate(best_first):
-        folds = [f["validation"] for f in r["cv"]["folds"]]
+        folds = [f["validation_score"] for f in r["cv"]["folds"]]
         rows.append([str(i + 1), f"#{r['number']}", f"{r['value']:.6f}", f"{r['std']:.6f}",
                      f"{min(folds):.4f}..{max(folds):.4f}", str(r["cv"]["recommended_num_boost_round"]),
                      f"{r['seconds']:.1f}" if r["seconds"] is not None else ""])

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from warmcv.cv import CrossValidationSummary, cross_validate
 from warmcv.data.manifest import Manifest
 from warmcv.declarations import SearchSpace, parse_hyperparameters
 from warmcv.errors import FoldFailed, StopRequested, UserInputError
-from warmcv.modes.coordinator import CrossValidationSummary, cross_validate
 from warmcv.runners.local import LocalFoldRunner
 from warmcv.runners.pool import WarmWorkerPool
 from warmcv.tuning.space import as_hyperparameters, distributions
@@ -107,20 +107,6 @@ def stop_flag_on_signals() -> Iterator[threading.Event]:
     finally:
         for s, old in previous.items():
             signal.signal(s, old)
-
-
-def summary_attr(summary: CrossValidationSummary) -> dict[str, Any]:
-    """What a completed trial keeps in the study besides its value (JSON, for report.json and resume)."""
-    return {
-        "mean": summary.validation_mean, "std": summary.validation_std,
-        "train_mean": summary.train_mean, "train_std": summary.train_std,
-        "best_iteration_mean": summary.best_iteration_mean,
-        "recommended_num_boost_round": summary.recommended_num_boost_round,
-        "seconds": summary.seconds,
-        "folds": [{"fold": r.fold, "validation": r.validation_score, "train": r.train_score,
-                   "best_iteration": r.best_iteration, "seconds": r.seconds, "n_train": r.n_train,
-                   "n_valid": r.n_valid} for r in summary.folds],
-    }
 
 
 class Search:
@@ -214,7 +200,7 @@ class Search:
         if error is None:
             summary: CrossValidationSummary = future.result()
             if math.isfinite(summary.validation_mean):
-                trial.set_user_attr(CV_ATTR, summary_attr(summary))
+                trial.set_user_attr(CV_ATTR, summary.to_dict())
                 self.study.tell(trial, summary.validation_mean)
                 self._complete += 1
                 self._consecutive_failures = 0

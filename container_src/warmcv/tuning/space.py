@@ -13,8 +13,7 @@ from typing import Any
 from warmcv.declarations import HYPERPARAMETERS, TUNING_SEARCHED, SearchSpace, build_search_space
 from warmcv.declarations.search_space import parse_override
 from warmcv.errors import UserInputError
-
-SAMPLERS = ("tpe", "random", "gp")
+from warmcv.settings.choices import SAMPLERS
 
 
 def resolve_space(overrides: Iterable[str] = (), exclude: Iterable[str] = (),

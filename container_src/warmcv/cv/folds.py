@@ -1,16 +1,17 @@
-"""The fold-runner interface: how a coordinator gets K folds trained, wherever they run.
+"""What a fold runner is given (`FoldTask`) and gives back (`FoldResult`).
 
-The coordinator only knows this interface. `LocalFoldRunner` trains folds in warm worker processes on
-this machine; the SageMaker runner launches one training job per fold. Both take the same tasks
-(string hyperparameters, exactly what a fold job would receive) and return the same results.
+Tasks carry string hyperparameters, exactly what a fold job's hyperparameters.json would hold, so a
+task means the same to a local worker process and to a SageMaker training job.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+# What a fold leaves in its output data (output.tar.gz of a fold job): `FoldResult.from_summary` reads it.
+METRICS_FILE = "metrics.json"
 
 
 @dataclass(frozen=True)
@@ -53,32 +54,8 @@ class FoldResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-
-class FoldRunner(ABC):
-    """Runs the folds of one trial. Implementations must make `stop` safe to call at any time, twice."""
-
-    name: str = "abstract"
-
-    @abstractmethod
-    def run(self, tasks: Sequence[FoldTask]) -> list[FoldResult]:
-        """Train every task and return results in task order.
-
-        Raises FoldFailed (after stopping the sibling folds) when a fold fails; any other exception
-        (StopRequested from a signal) leaves the folds to `stop`, which the caller invokes.
-        """
-
-    @abstractmethod
-    def stop(self) -> None:
-        """Stop every fold still running; return once they are stopped or asked to stop."""
-
-    def close(self) -> None:  # noqa: B027 - optional hook; most runners hold nothing
-        """Release what the runner holds (processes, clients)."""
-
-    def describe(self) -> str:
-        return self.name
-
-    def __enter__(self) -> FoldRunner:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FoldResult:
+        """The inverse of `to_dict` (a summary kept in a study, a report or cv_summary.json)."""
+        return cls(**{**data, "train_metrics": dict(data.get("train_metrics", {})),
+                      "validation_metrics": dict(data.get("validation_metrics", {}))})

@@ -1,0 +1,1 @@
+"""The Python API: what `import warmcv` offers a notebook or a script (re-exported from the package root)."""

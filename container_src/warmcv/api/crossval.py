@@ -1,0 +1,77 @@
+"""`warmcv.cross_validate`: one hyperparameter combination, K folds, the same folds `warmcv prepare` makes."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from warmcv.cv import CrossValidationSummary
+from warmcv.settings.choices import Splitter, Task
+
+
+@dataclass(frozen=True)
+class CrossValidationResult:
+    """Scores in fold order; `mean` and `std` (population, ddof=0, like scikit-learn's cv_results_) of them."""
+
+    metric: str
+    direction: str  # Maximize or Minimize
+    mean: float
+    std: float
+    scores: list[float]
+    train_scores: list[float]
+    best_iterations: list[int]
+    summary: CrossValidationSummary
+
+    @classmethod
+    def from_summary(cls, summary: CrossValidationSummary) -> CrossValidationResult:
+        folds = sorted(summary.folds, key=lambda r: r.fold)
+        return cls(summary.metric, summary.direction, summary.validation_mean, summary.validation_std,
+                   [r.validation_score for r in folds], [r.train_score for r in folds],
+                   [r.best_iteration for r in folds], summary)
+
+    def __repr__(self) -> str:
+        return (f"CrossValidationResult({self.metric} {self.mean:.6f} +/- {self.std:.6f} over "
+                f"{len(self.scores)} folds)")
+
+
+def cross_validate(data: Any, target: str, *, params: Mapping[str, Any] | None = None, folds: int = 5,
+                   task: Task = "auto", splitter: Splitter = "auto", group_column: str | None = None,
+                   time_column: str | None = None, categorical: Sequence[str] | None = None,
+                   drop: Sequence[str] = (), split_seed: int = 0, workers: int | None = None) -> CrossValidationResult:
+    """Cross-validate one combination of LightGBM hyperparameters.
+
+    `data` is a DataFrame or a CSV/Parquet path. The folds are those `warmcv prepare` makes (stratified
+    and shuffled with seed 0 for classes, k-fold for regression, grouped or forward-in-time when asked).
+    `params` override the declared defaults and nothing else (`warmcv hyperparameters` lists them; no
+    early stopping unless `early_stopping_rounds` is given), so the scores equal scikit-learn's
+    `cross_val_score` of LGBMClassifier/LGBMRegressor with the same parameters on the same folds.
+    Folds train in parallel in warm worker processes (`workers`, default one per core).
+    """
+    from warmcv.api.inputs import data_path
+    from warmcv.cv import cross_validate as run_folds
+    from warmcv.data.manifest import read_manifest
+    from warmcv.data.prepare import prepare
+    from warmcv.declarations import parse_hyperparameters
+    from warmcv.model.params import default_threads
+    from warmcv.runners.local import LocalFoldRunner
+    from warmcv.runners.pool import WarmWorkerPool
+    from warmcv.settings.run import PrepareOptions
+
+    options = PrepareOptions(target=target, folds=folds, task=task, splitter=splitter, group_column=group_column,
+                             time_column=time_column, categorical=tuple(categorical) if categorical else None,
+                             drop=tuple(drop), seed=split_seed)
+    hps = parse_hyperparameters({**(params or {}), "mode": "coordinator"})
+    with tempfile.TemporaryDirectory(prefix="warmcv-cv-") as scratch:
+        source = data_path(data, Path(scratch))
+        prepared = Path(scratch) / "prepared"
+        prepare(source, prepared, options)
+        manifest = read_manifest(prepared)
+        cores = default_threads()
+        n_workers = min(workers or cores, manifest.n_folds)
+        with WarmWorkerPool(workers=n_workers, threads=max(1, cores // n_workers),
+                            dataset_dir=Path(scratch) / ".datasets") as pool:
+            summary = run_folds(LocalFoldRunner(prepared, pool=pool), hps, manifest)
+    return CrossValidationResult.from_summary(summary)

@@ -1,0 +1,23 @@
+"""Every enumerated setting, declared once. Plain typing (no pydantic): the CLI's parser imports this."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from warmcv.declarations.catalog import MAX_KEEP_ALIVE_SECONDS
+
+Task = Literal["auto", "binary", "multiclass", "regression"]
+Splitter = Literal["auto", "stratified", "kfold", "group", "stratified_group", "time"]
+# SageMaker's ModelApprovalStatus values (CreateModelPackage), used by the local registry too.
+ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
+Sampler = Literal["tpe", "random", "gp"]
+PredictOutput = Literal["probabilities", "labels"]
+
+TASKS: tuple[str, ...] = get_args(Task)
+SPLITTERS: tuple[str, ...] = get_args(Splitter)
+APPROVAL_STATUSES: tuple[str, ...] = get_args(ApprovalStatus)
+SAMPLERS: tuple[str, ...] = get_args(Sampler)
+PREDICT_OUTPUTS: tuple[str, ...] = get_args(PredictOutput)
+
+MIN_FOLDS, MAX_FOLDS = 2, 100
+KEEP_ALIVE_RANGE = (0, MAX_KEEP_ALIVE_SECONDS)
