@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from warmcv.data.io import list_parts, read_table, source_fingerprint
 from warmcv.data.manifest import DATA_FILE, FOLD_COLUMN, MANIFEST_FILE, Manifest, file_sha256
 from warmcv.data.schema import FeatureSchema, is_numeric_column
 from warmcv.errors import UserInputError
+from warmcv.files import atomic_path, write_text_atomic
 from warmcv.settings.choices import MAX_FOLDS, SPLITTERS, TASKS
 from warmcv.settings.run import PrepareOptions
 
@@ -208,9 +208,8 @@ def prepare(source: Path | str, output: Path | str, options: PrepareOptions) -> 
     output.mkdir(parents=True, exist_ok=True)
     manifest_path, data_path = output / MANIFEST_FILE, output / DATA_FILE
     manifest_path.unlink(missing_ok=True)
-    tmp_data = output / f".{DATA_FILE}.tmp"
-    prepared.to_parquet(tmp_data, index=False)
-    os.replace(tmp_data, data_path)
+    with atomic_path(data_path) as tmp_data:
+        prepared.to_parquet(tmp_data, index=False)
     manifest = Manifest(
         **fields,
         source={"parts": [str(p.relative_to(source)) if source.is_dir() else p.name for p in list_parts(source)],
@@ -218,9 +217,7 @@ def prepare(source: Path | str, output: Path | str, options: PrepareOptions) -> 
         data_sha256=file_sha256(data_path),
         warmcv_version=warmcv.__version__,
     )
-    tmp_manifest = output / f".{MANIFEST_FILE}.tmp"
-    tmp_manifest.write_text(manifest.to_json())
-    os.replace(tmp_manifest, manifest_path)
+    write_text_atomic(manifest_path, manifest.to_json())
     log.info("prepared %d rows, %d features (%d categorical), task %s, %d folds (%s) into %s",
              manifest.rows, len(manifest.schema.features), len(manifest.schema.categorical_names),
              manifest.task, manifest.n_folds, manifest.splitter, output)
