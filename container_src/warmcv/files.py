@@ -54,16 +54,21 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     """A temporary path beside `path` to write to: renamed onto `path` if the block succeeds, removed if not.
 
     A reader therefore sees the old file, the complete new one, or none, and a failure (a full disk,
-    Ctrl-C) leaves nothing behind that a later step could take for the real file.
+    Ctrl-C) leaves nothing behind that a later step could take for the real file. A refused write
+    comes out as a StorageError naming `path`.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        # Named here, where the file is known: pyarrow's and pandas' write errors carry no path.
+        fault = storage_fault(error, path) if isinstance(error, Exception) else None
+        if fault is not None and fault is not error:
+            raise fault from error
         raise
 
 
