@@ -124,6 +124,8 @@ class Run:
                 raise StopRequested(f"{interrupt} during start-up, before any trial; nothing is lost. Continue "
                                     f"with: warmcv run --resume {self.run_dir}") from None
             raise StopRequested(f"{interrupt} during start-up; nothing was written") from None
+        except StorageError as fault:
+            raise StorageError(f"{fault}; {self._how_to_continue()}") from None
         except (UserInputError, FoldFailed):
             raise
         except Exception as error:
