@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from warmcv.cv.crossval import check_n_folds
 from warmcv.cv.folds import METRICS_FILE
 from warmcv.data.manifest import Manifest, PreparedData
 from warmcv.declarations import ALL_FOLDS, HyperparameterValues
+from warmcv.files import write_text_atomic
 from warmcv.model.artifacts import ModelMetadata, save_model
 from warmcv.model.params import TrainingSetup, training_setup
 from warmcv.model.training import FoldOutcome, fold_label, train_fold
@@ -58,8 +58,6 @@ def train_and_save(data: PreparedData, hps: HyperparameterValues, model_dir: Pat
     save_outcome(model_dir, outcome, hps, setup, data.manifest, cross_validation)
     output_data_dir.mkdir(parents=True, exist_ok=True)
     document = json.dumps(metrics_document(outcome, setup, hps), indent=2, sort_keys=True)
-    tmp = output_data_dir / f".{METRICS_FILE}.tmp"
-    tmp.write_text(document)
-    os.replace(tmp, output_data_dir / METRICS_FILE)
+    write_text_atomic(output_data_dir / METRICS_FILE, document)
     log.info("%s done in %.2f s: best iteration %d", fold_label(fold), outcome.seconds, outcome.best_iteration)
     return outcome

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from warmcv.data.io import read_table
+from warmcv.files import atomic_path
 from warmcv.model.artifacts import OutputKind, TrainedModel
 
 
@@ -19,7 +19,6 @@ def predict_file(model: TrainedModel, source: Path | str, destination: Path | st
     destination = Path(destination)
     predictions = model.predict(read_table(Path(source)), output=output)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    tmp = destination.with_name(f".{destination.name}.tmp")
-    predictions.to_csv(tmp, index=False)
-    os.replace(tmp, destination)
+    with atomic_path(destination) as tmp:
+        predictions.to_csv(tmp, index=False)
     return len(predictions)
