@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -103,6 +104,20 @@ def test_missing_model_fails_the_start_at_once(tmp_path):
                             env=subprocess_env(), capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert f"no warmcv model in {tmp_path}: expected model.txt and model.json" in result.stderr
+
+
+def test_a_model_lightgbm_cannot_read_fails_the_start_with_its_reason_not_a_traceback(model_dir, tmp_path):
+    """model.json passes the master's check; model.txt is only read by the workers (after the fork)."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.json").write_bytes((model_dir / "model.json").read_bytes())
+    (broken / "model.txt").write_text("this is not a LightGBM model\n")
+    result = subprocess.run([sys.executable, "-m", "warmcv", "serve", "--model-dir", str(broken), "--port",
+                             str(free_port()), "--host", "127.0.0.1", "--workers", "2"],
+                            env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert f"cannot load the model in {broken}: Unknown model format" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
 
 
 def test_bad_environment_fails_the_start(model_dir):
@@ -231,11 +246,17 @@ def test_expect_100_continue_is_honoured(one_worker, feature_rows):
 def test_bounded_load_with_stalled_clients_has_no_5xx_and_ping_within_2_s(model_dir, tmp_path):
     """bench/serve_load.py at a small scale: mixed good and bad requests, six clients stalled throughout."""
     figures = tmp_path / "load.json"
-    done = subprocess.run(
+    # Its own process group: if it overruns, the server it started goes with it instead of living on.
+    bench = subprocess.Popen(
         [sys.executable, str(REPO / "bench" / "serve_load.py"), "--threads", "4", "--requests", "25",
          "--stalled", "6", "--model-dir", str(model_dir), "--json", str(figures)],
-        env=subprocess_env(), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+        env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        output = bench.communicate(timeout=280)[0]  # within pytest's own 300 s timeout
+    finally:
+        if bench.poll() is None:
+            os.killpg(bench.pid, signal.SIGKILL)
+    assert bench.returncode == 0, output
     report = json.loads(figures.read_text())
     assert report["requests"] == 100 and report["server_errors"] == 0 and report["wrong_answers"] == []
     assert report["ping_failures"] == 0 and report["worst_ping_seconds"] < 2

@@ -4,7 +4,8 @@ Decisions, and why:
 - gunicorn's master binds the port first, then forks the workers; each worker loads the model itself
   (no preload). LightGBM uses OpenMP, which is not safe to use in a child forked after the parent
   used it, so the booster must never be loaded before the fork. The master only checks model.json
-  (no LightGBM), so a missing or broken model stops the start at once with a clear message.
+  (no LightGBM), so a missing or broken model stops the start at once with a clear message; a model.txt
+  that LightGBM cannot read stops it from the first worker, with LightGBM's reason and no traceback.
 - A worker answers nothing until its model is loaded; a /ping that arrives earlier waits in the
   listen queue, so 200 always means "this server can predict".
 - gunicorn's asyncio worker ("asgi") with gateway.py in front of the Flask app: a request body is
@@ -24,7 +25,10 @@ import time
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
+from gunicorn.errors import AppImportError, HaltServer
 
+from warmcv.errors import UserInputError
 from warmcv.model.artifacts import TrainedModel, load_metadata
 from warmcv.serving.settings import ServeSettings
 
@@ -71,7 +75,12 @@ class ModelServer(BaseApplication):
         from warmcv.serving.gateway import BufferedWSGIGateway
 
         started = time.perf_counter()
-        model = TrainedModel.load(self.settings.model_dir)
+        try:
+            model = TrainedModel.load(self.settings.model_dir)
+        except UserInputError as error:
+            # gunicorn prints an AppImportError's message alone (any other exception with its traceback),
+            # stops the other workers and exits with APP_LOAD_ERROR; serve() turns that into our exit code 2.
+            raise AppImportError(str(error)) from None
         log.info("worker %d loaded the model in %.2f s", os.getpid(), time.perf_counter() - started)
         settings = self.settings
         return BufferedWSGIGateway(
@@ -89,4 +98,14 @@ def serve(settings: ServeSettings) -> None:
              metadata.task, settings.model_dir, kind, len(metadata.features), settings.host, settings.port,
              settings.workers, settings.prediction_slots, settings.predict_threads,
              f"{settings.max_payload_mb} MB" if settings.max_payload_mb else "none")
-    ModelServer(settings).run()
+    master = os.getpid()
+    try:
+        ModelServer(settings).run()
+    except (SystemExit, HaltServer) as stop:
+        # Workers are forks of this process and leave through here too: only the master's exit is translated.
+        # HaltServer escapes gunicorn (26.2) when a second worker fails while it halts for the first.
+        code = stop.exit_status if isinstance(stop, HaltServer) else stop.code
+        if os.getpid() == master and code == Arbiter.APP_LOAD_ERROR:
+            raise UserInputError(
+                f"cannot load the model in {settings.model_dir} (a worker logged why, above)") from None
+        raise
