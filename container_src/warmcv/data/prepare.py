@@ -81,7 +81,7 @@ def infer_task(target: pd.Series, requested: str) -> str:
     if requested == "regression" and not is_numeric_column(target):
         example = target.dropna().iloc[0]
         raise UserInputError(
-            f"task regression needs a numeric target, but {target.name!r} holds {example!r}; "
+            f"task regression needs a numeric target, but {target.name!r} holds {shown(example)}; "
             "use task binary or multiclass for class labels"
         )
     if requested == "binary" and n_distinct > 2:
