@@ -5,7 +5,10 @@ import sys
 try:
     from warmcv.cli import main
 except KeyboardInterrupt:  # a Ctrl-C this early is a stop like any other: one line, not an import traceback
+    from warmcv.interrupts import forget_handled_interrupt
+
     print("warmcv: stopped (interrupted)", file=sys.stderr)
+    forget_handled_interrupt()
     raise SystemExit(130) from None
 
 raise SystemExit(main())

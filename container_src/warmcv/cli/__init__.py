@@ -11,6 +11,7 @@ from pathlib import Path
 
 from warmcv import __version__
 from warmcv.errors import FoldFailed, StopRequested, UserInputError
+from warmcv.interrupts import forget_handled_interrupt
 from warmcv.logs import configure_logging
 
 log = logging.getLogger("warmcv")
@@ -53,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserInputError, FoldFailed) as error:
         return _fail(args, f"error: {error}", 2 if isinstance(error, UserInputError) else 1)
     except (StopRequested, KeyboardInterrupt) as error:
+        forget_handled_interrupt()  # handled: the status is 130, not death by SIGINT
         return _fail(args, f"stopped ({str(error) or 'interrupted'})", 130)
     except Exception as error:
         # Faults of the surroundings (no AWS credentials, a full disk) are one line; anything else is
