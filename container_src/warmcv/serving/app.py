@@ -50,7 +50,7 @@ def create_app(model: TrainedModel, settings: ServeSettings) -> Flask:
         body = request.get_data(cache=False)
         if not body.strip():
             raise UserInputError(f"empty request body: send rows as {codec.SUPPORTED}")
-        frame = codec.decode(body, request_fmt, features, metadata.target)
+        frame = codec.decode(body, request_fmt, features, metadata.target, metadata.id_columns)
         if frame.empty:  # a CSV header and no rows
             predictions = frame.iloc[:, :0]
         else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,8 +126,10 @@ def _first_row(text: str) -> list[str]:
     return next(csv.reader([line]), [])
 
 
-def decode_csv(body: bytes, fmt: RequestFormat, features: list[str], target: str | None = None) -> pd.DataFrame:
-    """CSV rows as a table. Without a header the rows must hold exactly the model's features in order."""
+def decode_csv(body: bytes, fmt: RequestFormat, features: list[str], target: str | None = None,
+               id_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """CSV rows as a table. Without a header the rows hold exactly the model's features in order, or the
+    model's ID columns first and then the features (the batch input's layout), and the IDs are ignored."""
     text = _text(body, fmt.charset)
     header = fmt.header
     if header is None:
@@ -141,22 +144,28 @@ def decode_csv(body: bytes, fmt: RequestFormat, features: list[str], target: str
     if header == "present":
         frame.columns = [str(c).strip() for c in frame.columns]
         return frame
+    if id_columns and frame.shape[1] == len(id_columns) + len(features):
+        frame = frame.iloc[:, len(id_columns):]
     if frame.shape[1] != len(features):
         hint = ""
         if frame.shape[1] == len(features) + 1:
             hint = (f" If the rows include the target column {target!r} or an ID, leave it out (batch transform: "
                     "DataProcessing.InputFilter, e.g. \"$[1:]\").") if target else ""
+        ids = (f", or {len(id_columns) + len(features)} with the ID column(s) {', '.join(id_columns)} first"
+               if id_columns else "")
         raise UserInputError(
             f"headerless CSV: expected {len(features)} columns (the model's features in training order: "
-            f"{', '.join(features)}), got {frame.shape[1]}. Send exactly these columns, or a header row "
+            f"{', '.join(features)}){ids}, got {frame.shape[1]}. Send exactly these columns, or a header row "
             f"naming them (with a header, extra columns are ignored).{hint}"
         )
     frame.columns = features
     return frame
 
 
-def decode_jsonlines(body: bytes, fmt: RequestFormat, features: list[str]) -> pd.DataFrame:
-    """One JSON object per line (by feature name; missing keys are missing values) or one array in order."""
+def decode_jsonlines(body: bytes, fmt: RequestFormat, features: list[str],
+                     id_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """One JSON object per line (by feature name; missing keys are missing values, other keys, such as the
+    model's ID columns, are ignored) or one array in order (the features, or the ID columns and the features)."""
     records: list[dict[str, Any]] = []
     for number, line in enumerate(_text(body, fmt.charset).splitlines(), start=1):
         if not line.strip():
@@ -167,6 +176,8 @@ def decode_jsonlines(body: bytes, fmt: RequestFormat, features: list[str]) -> pd
             raise UserInputError(f"JSON Lines: line {number} is not valid JSON: {error.msg} "
                                  f"(column {error.colno})") from None
         if isinstance(record, list):
+            if id_columns and len(record) == len(id_columns) + len(features):
+                record = record[len(id_columns):]
             if len(record) != len(features):
                 raise UserInputError(
                     f"JSON Lines: line {number} is an array of {len(record)} values; an array must hold exactly "
@@ -182,10 +193,11 @@ def decode_jsonlines(body: bytes, fmt: RequestFormat, features: list[str]) -> pd
     return pd.DataFrame.from_records(records).infer_objects()
 
 
-def decode(body: bytes, fmt: RequestFormat, features: list[str], target: str | None = None) -> pd.DataFrame:
+def decode(body: bytes, fmt: RequestFormat, features: list[str], target: str | None = None,
+           id_columns: Sequence[str] = ()) -> pd.DataFrame:
     if fmt.media_type == CSV:
-        return decode_csv(body, fmt, features, target)
-    return decode_jsonlines(body, fmt, features)
+        return decode_csv(body, fmt, features, target, id_columns)
+    return decode_jsonlines(body, fmt, features, id_columns)
 
 
 def _plain(value: Any) -> Any:

@@ -29,9 +29,11 @@ from warmcv.declarations import parse_hyperparameters
 from warmcv.errors import StopRequested, UserInputError
 from warmcv.model.params import default_threads, training_setup
 from warmcv.settings.run import RunSettings
+from warmcv.tuning.best_trial import BestTrialKeeper
 from warmcv.tuning.search import CV_ATTR, HYPERPARAMETERS_ATTR, Search, SearchOutcome, TrialReport
-from warmcv.tuning.space import make_sampler, space_from_description
+from warmcv.tuning.space import describe, fit_to_data, make_sampler, ordered_sampler, space_from_description
 from warmcv.tuning.study import STUDY_FILE, counted_trials, open_study, recover_interrupted, run_lock
+from warmcv.tuning.tracking import RunTracking
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,15 @@ class Run:
         return prepared
 
     def execute(self) -> RunResult:
+        self._tracking: RunTracking | None = None
+        try:
+            return self._execute()
+        except BaseException as error:
+            if self._tracking is not None:  # the parent run ends as the run did; --resume marks it running again
+                self._tracking.end("KILLED" if isinstance(error, (StopRequested, KeyboardInterrupt)) else "FAILED")
+            raise
+
+    def _execute(self) -> RunResult:
         from warmcv.runners.pool import WarmWorkerPool
 
         total_started = time.monotonic()
@@ -120,7 +131,12 @@ class Run:
                                                       dataset_dir=self.run_dir / DATASETS_DIR))
             prepared = self._prepared()
             manifest = read_manifest(prepared)
-            space = space_from_description(s.space)
+            space, fitted = fit_to_data(space_from_description(s.space), s.fit_to_data,
+                                        manifest.smallest_training_set)
+            for name, change in fitted.items():
+                self.on_stage(f"{name}: searching {change['fitted'][0]}..{change['fitted'][1]} instead of "
+                              f"{change['declared'][0]}..{change['declared'][1]} ({change['train_rows']} training "
+                              "rows in the smallest fold)")
             hps = parse_hyperparameters({**s.fixed, "mode": "coordinator"})
             check_n_folds(hps, manifest)
             setup = training_setup(hps, manifest)  # checks objective and metric against the task up front
@@ -141,10 +157,13 @@ class Run:
                           + (f", {complete + failed} already done" if complete + failed else "")
                           + f"; {parallel} trials in flight on {workers} warm workers x {threads} LightGBM thread(s)")
 
+            keeper = BestTrialKeeper(self.run_dir, manifest, prepared, setup.metric.direction == "Maximize")
+            tracking = self._tracking = RunTracking.open(s, self.run_dir, self.experiment_name)
             if self.on_search_start is not None:
                 self.on_search_start(setup.metric.name, s.trials, complete + failed)
             search = Search(study, space, s.fixed, prepared, manifest, pool, trials=s.trials, parallel=parallel,
-                            timeout=s.timeout, stop=self.stop, on_trial=self.on_trial)
+                            timeout=s.timeout, stop=self.stop, on_trial=self.on_trial,
+                            observers=[keeper, *([tracking] if tracking else [])], sample=ordered_sampler(space))
             outcome = search.run()
             pool_stats = {"workers": workers, "threads_per_worker": threads, "parallel_trials": parallel,
                           "worker_processes_started": pool.started_workers, "worker_crashes": pool.crashes}
@@ -159,16 +178,32 @@ class Run:
             if outcome.completed == 0:
                 raise UserInputError(f"no trial completed ({outcome.failed} failed); see {self.run_dir / STUDY_FILE} "
                                      "or the errors above")
-            report = self._finish(study, manifest, prepared, setup, outcome, pool_stats, total_started)
+            pool_stats["fitted_to_data"] = fitted
+            report = self._finish(study, manifest, prepared, setup, outcome, pool_stats, total_started, space,
+                                  keeper, tracking)
         return RunResult(self.run_dir, report, outcome)
 
+    @property
+    def model_group(self) -> str:
+        from warmcv.model.registry import group_name_from
+
+        s = self.settings
+        return s.model_group or group_name_from(Path(s.data).name.split(".")[0], s.target)
+
+    @property
+    def experiment_name(self) -> str:
+        """The MLflow experiment: the one asked for, else the model group's name (one experiment per model)."""
+        return self.settings.mlflow_experiment or self.model_group
+
     def _finish(self, study: Any, manifest: Any, prepared: Path, setup: Any, outcome: SearchOutcome,
-                pool_stats: dict[str, Any], total_started: float) -> dict[str, Any]:
+                pool_stats: dict[str, Any], total_started: float, space: Any, keeper: BestTrialKeeper,
+                tracking: RunTracking | None) -> dict[str, Any]:
+        from warmcv.cv.baseline import beats, constant_model_score
         from warmcv.model.artifacts import TrainedModel
         from warmcv.model.batch import predict_file
         from warmcv.model.package import ARCHIVE_NAME, package_model
-        from warmcv.model.registry import LocalModelRegistry, group_name_from
-        from warmcv.tuning.plots import make_plots
+        from warmcv.model.registry import LocalModelRegistry
+        from warmcv.tuning.plots import feature_importance_plot, make_plots
         from warmcv.tuning.report import REPORT_FILE, trial_records, write_report
 
         s = self.settings
@@ -189,19 +224,40 @@ class Run:
         sha = package_model(model_dir, archive)
         self.timings.measure("final_fit", started)
 
+        kept = keeper.finish(best.number)
+        baseline = constant_model_score(setup.metric, manifest, prepared)
+        refusal = None
+        if summary.constant_model:
+            refusal = (f"the best trial #{best.number} trained a constant model (no split in any tree of any fold): "
+                       "it has learned nothing from the features")
+        elif not beats(setup.metric, summary.validation_mean, baseline):
+            refusal = (f"the best trial #{best.number}'s CV {setup.metric.name} {summary.validation_mean:.6f} is no "
+                       f"better than the constant model's {baseline:.6f}")
         registry_dir = Path(s.registry) if s.registry else self.run_dir.resolve().parent / "registry"
-        group = s.model_group or group_name_from(Path(s.data).name.split(".")[0], s.target)
+        group = self.model_group
         metrics = {"metric": setup.metric.name, "direction": setup.metric.direction,
                    "cv_mean": summary.validation_mean, "cv_std": summary.validation_std, "n_folds": summary.n_folds,
-                   "fold_scores": summary.fold_scores, "train_score": outcome_final.train_score}
+                   "fold_scores": summary.fold_scores, "train_score": outcome_final.train_score,
+                   "constant_model_cv": baseline}
         registry = LocalModelRegistry(registry_dir)
-        entry = registry.register(group, model_data=archive, model_sha256=sha, metrics=metrics,
-                                  hyperparameters=final_hps, run=self.run_dir, status=s.approval,
-                                  description=f"warmcv run, trial #{best.number} of {s.trials}")
+        registry_report: dict[str, Any] = {"path": str(registry.path), "group": group, "registered": False,
+                                           "forced": False, "refused": refusal}
+        if refusal is None or s.force_register:
+            entry = registry.register(group, model_data=archive, model_sha256=sha, metrics=metrics,
+                                      hyperparameters=final_hps, run=self.run_dir, status=s.approval,
+                                      description=f"warmcv run, trial #{best.number} of {s.trials}")
+            registry_report.update(version=entry["ModelPackageVersion"], status=entry["ModelApprovalStatus"],
+                                   registered=True, forced=refusal is not None)
+        else:
+            self.on_stage(f"not registered: {refusal}; --force-register registers it anyway")
 
         self._check_stop("after the final fit")
         predictions = None
-        if s.predict:
+        if s.predict and not registry_report["registered"]:
+            predictions = {"source": s.predict, "path": None, "rows": 0, "output": s.predict_output,
+                           "skipped": "the model was not registered (see registry.refused)"}
+            (self.run_dir / PREDICTIONS_FILE).unlink(missing_ok=True)  # an earlier invocation's are not this model's
+        elif s.predict:
             started = time.monotonic()
             path = self.run_dir / PREDICTIONS_FILE
             rows = predict_file(TrainedModel.load(model_dir), s.predict, path, output=s.predict_output)  # type: ignore[arg-type]
@@ -212,6 +268,14 @@ class Run:
         records = trial_records(study)
         maximize = setup.metric.direction == "Maximize"
         plots, importances = make_plots(study, records, setup.metric.name, maximize, self.run_dir / PLOTS_DIR, s.seed)
+        feature_importance = None
+        if kept.feature_importance is not None:
+            feature_importance = {"trial": best.number, **kept.feature_importance}
+            path = self.run_dir / PLOTS_DIR / "feature_importance.png"
+            feature_importance_plot(kept.feature_importance, path)
+            plots["feature_importance"] = {"path": str(path), "skipped": None}
+        else:
+            plots["feature_importance"] = {"path": None, "skipped": kept.skipped}
         self.timings.measure("report", started)
         self.timings.values["total_seconds"] = time.monotonic() - total_started
 
@@ -230,17 +294,22 @@ class Run:
                      "splitter": manifest.splitter, "folds": manifest.n_folds},
             "metric": {"name": setup.metric.name, "direction": setup.metric.direction},
             "search": {"sampler": s.sampler, "seed": s.seed, "trials_requested": s.trials, "counts": counts,
-                       "folds": manifest.n_folds, "space": s.space, "fixed": s.fixed, "timeout": s.timeout,
+                       "folds": manifest.n_folds, "space": describe(space), "fixed": s.fixed, "timeout": s.timeout,
                        "stopped_by_timeout": outcome.timed_out, **pool_stats},
             "best": {"trial": best.number, "cv_mean": summary.validation_mean, "cv_std": summary.validation_std,
                      "params": dict(best.params), "hyperparameters": trial_hps,
                      "folds": [f.to_dict() for f in summary.folds],
-                     "recommended_num_boost_round": summary.recommended_num_boost_round},
+                     "recommended_num_boost_round": summary.recommended_num_boost_round,
+                     "constant_model": summary.constant_model},
+            "constant_model": {"cv_mean": baseline, "beaten": refusal is None},
+            "oof_predictions": kept.report(),
+            "feature_importance": feature_importance,
             "final_model": {"directory": str(model_dir), "archive": str(archive), "sha256": sha,
                             "hyperparameters": final_hps, "best_iteration": outcome_final.best_iteration,
                             "train_score": outcome_final.train_score},
-            "registry": {"path": str(registry.path), "group": group, "version": entry["ModelPackageVersion"],
-                         "status": entry["ModelApprovalStatus"]},
+            "registry": registry_report,
+            "mlflow": ({"tracking_uri": tracking.study.tracking_uri, "experiment_id": tracking.study.experiment_id,
+                        "run_id": tracking.study.run_id} if tracking is not None else None),
             "predictions": predictions,
             "plots": plots,
             "param_importances": importances,
@@ -256,6 +325,13 @@ class Run:
                             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")},
         }
         write_report(self.run_dir / REPORT_FILE, report)
+        if tracking is not None:
+            tracking.finish(best, {f"{setup.metric.name}_cv_mean": summary.validation_mean,
+                                   f"{setup.metric.name}_cv_std": summary.validation_std,
+                                   f"train_{setup.metric.name}_final": outcome_final.train_score,
+                                   f"{setup.metric.name}_constant_model": baseline},
+                            {"warmcv.best_trial": best.number, "warmcv.registered": registry_report["registered"]},
+                            [archive, self.run_dir / REPORT_FILE, self.run_dir / PLOTS_DIR])
         return report
 
 
