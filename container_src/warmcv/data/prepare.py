@@ -236,11 +236,12 @@ def _check_ids_unique(ids: pd.DataFrame) -> None:
     if duplicated.any():
         rows = np.flatnonzero(duplicated)
         first = ids.iloc[rows[0]]
+        same = np.flatnonzero((ids == first).all(axis=1).to_numpy())
         value = ", ".join(f"{name}={shown(first[name])}" for name in ids.columns)
         what = "ID column" + ("s " if len(ids.columns) > 1 else " ") + ", ".join(map(repr, ids.columns))
         raise UserInputError(
-            f"{what} must identify each row, but {len(rows)} rows share an ID ({value} at rows "
-            f"{', '.join(str(r) for r in rows[:5])}{', ...' if len(rows) > 5 else ''}); fix the IDs, add the column "
+            f"{what} must identify each row, but {len(rows)} rows share their ID with another row ({value} at rows "
+            f"{', '.join(str(r) for r in same[:5])}{', ...' if len(same) > 5 else ''}); fix the IDs, add the column "
             "that tells those rows apart as another --id-column, or use --group-column for rows that belong together")
 
 

@@ -16,7 +16,7 @@ from warmcv.declarations.search_space import parse_override
 from warmcv.errors import UserInputError
 from warmcv.settings.run import PrepareOptions, RunSettings
 from warmcv.tracking.mlflow import normalise_uri
-from warmcv.tuning.space import FITTED_TO_DATA, check_sampler, describe, resolve_space
+from warmcv.tuning.space import FITTED_TO_DATA, check_sampler, describe, ordered_sampler, resolve_space
 
 # Hyperparameters a run sets itself.
 _NOT_SETTABLE = {"mode", "fold"}
@@ -43,6 +43,7 @@ def new_run_settings(data: Path | str, target: str, prepare: PrepareOptions, *, 
     user_fixed = dict(fixed or {})
     search = list(search)
     space = resolve_space(search, exclude=exclude, fixed=user_fixed)
+    ordered_sampler(space)  # ranges that cannot meet (num_leaves above 2^max_depth) fail before anything runs
     paths: dict[str, Any] = {k: str(Path(v).resolve()) for k, v in options.items()
                              if k in ("predict", "registry") and v is not None}
     given = {parse_override(text).name for text in search}

@@ -126,6 +126,11 @@ def ordered_sampler(space: SearchSpace) -> Callable[[Any], dict[str, Any]] | Non
     needed = math.ceil(math.log2(leaves.low)) if leaves.low > 1 else 1
     if depth.high > 0 and depth.high < needed:
         raise_range_conflict(depth.high, leaves.low)
+    if depth.low <= 0 < needed - 1 and depth.high >= 1:  # "no limit" and too shallow depths in one range
+        raise UserInputError(
+            f"search ranges conflict: max_depth {depth.low}..{depth.high} includes depths 1..{needed - 1}, which allow "
+            f"fewer than num_leaves' lowest value {leaves.low}; start max_depth at {needed} (or at 0 or below only "
+            "for no limit), or lower num_leaves' range")
     depth = IntDistribution(max(depth.low, needed) if depth.low > 0 else depth.low, depth.high, log=depth.log,
                             step=depth.step)
 
