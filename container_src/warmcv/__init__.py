@@ -15,7 +15,7 @@ imported lazily: `import warmcv` loads neither LightGBM nor pandas.
 Layers, lowest first. A module imports only from its own layer or a lower one; tests/unit/test_layers.py
 checks every import, those inside functions included:
 
-    foundation  errors clock logs openmp contract declarations settings training_service
+    foundation  errors files clock logs openmp contract declarations settings training_service
     data        data model examples
     cv          cv
     runners     aws runners tracking

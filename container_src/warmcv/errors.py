@@ -16,6 +16,14 @@ class UserInputError(WarmcvError):
     """The input (data, hyperparameters, files, columns) is wrong; the message says what and how to fix it."""
 
 
+class StorageError(UserInputError):
+    """The machine refused to read or write a file (disk full, read-only, permission, no such folder).
+
+    Not our bug and not bad data, but something the user can fix (free space, choose another folder),
+    so it is reported like bad input: one line that names the file and the cause, never a traceback.
+    """
+
+
 class StopRequested(BaseException):
     """The process was asked to stop (SIGTERM from SageMaker or the user, Ctrl-C) and has cleaned up.
 

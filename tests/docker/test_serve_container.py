@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import time
 from collections.abc import Iterator
+from http.client import HTTPConnection
 from pathlib import Path
 
 import pandas as pd
@@ -120,6 +122,49 @@ def test_payload_over_the_limit_is_413(server):
     url, _ = server
     status, body = http("POST", url + "/invocations", b"1," * (600 * 1024), {"Content-Type": "text/csv"})
     assert status == 413 and b"limit of 1 MB (SAGEMAKER_MAX_PAYLOAD_IN_MB)" in body
+
+
+def test_ping_answers_within_2_s_with_clients_stalled_mid_body(server):
+    url, _ = server
+    port = int(url.rsplit(":", 1)[1])
+    stalled = []
+    try:
+        for _ in range(6):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\n"
+                         b"Content-Length: 100000\r\n\r\n39,Private,")
+            stalled.append(sock)
+        time.sleep(0.5)
+        started = time.monotonic()
+        status, _ = http("GET", url + "/ping", timeout=10)
+        assert status == 200 and time.monotonic() - started < 2
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_a_chunked_body_over_the_limit_is_413(server, rows, host_model):
+    url, _ = server
+    body = rows[host_model.metadata.schema.names].to_csv(index=False, header=False).encode() * 80  # over 1 MB
+    assert len(body) > 1024 * 1024
+    connection = HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=60)
+    try:
+        connection.putrequest("POST", "/invocations")
+        connection.putheader("Content-Type", "text/csv")
+        connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders()
+        try:
+            for start in range(0, len(body), 65536):
+                part = body[start:start + 65536]
+                connection.send(b"%x\r\n%s\r\n" % (len(part), part))
+            connection.send(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        response = connection.getresponse()
+        status, answer = response.status, response.read()
+    finally:
+        connection.close()
+    assert status == 413 and b"a chunked body of more than 1048576 bytes" in answer
 
 
 def test_sigterm_stops_the_server_gracefully(server):

@@ -45,6 +45,18 @@ def test_mistyped_value(contract_dir, prepared_census):
     assert reason == "hyperparameter num_leaves='abc': is not an integer (allowed: an integer in [2, 131072])"
 
 
+@pytest.mark.parametrize(("name", "value", "reason"), [
+    # LightGBM keeps 32-bit ints: these trained as min_data_in_leaf=0 and bagging_freq=-1294967296 (no bagging)
+    ("min_data_in_leaf", "1e300", "out of range (allowed: an integer in [0, 2147483647])"),
+    ("bagging_freq", "3000000000", "out of range (allowed: an integer in [0, 2147483647])"),
+    # int() reads '31_0' as 310
+    ("num_leaves", "31_0", "is not an integer (allowed: an integer in [2, 131072])"),
+])
+def test_integers_lightgbm_would_wrap_or_misread_are_refused(contract_dir, prepared_census, name, value, reason):
+    reason_found = job_failure(contract_dir, {"mode": "worker", name: value}, {"train": prepared_census})
+    assert reason_found == f"hyperparameter {name}={value!r}: {reason}"
+
+
 def test_fold_index_out_of_range(contract_dir, prepared_census):
     reason = job_failure(contract_dir, {"mode": "worker", "fold": "3"}, {"train": prepared_census})
     assert reason == ("hyperparameter fold=3 is out of range: the prepared data has 3 folds (0..2), "

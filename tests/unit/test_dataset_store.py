@@ -93,3 +93,108 @@ def test_a_given_store_directory_is_created_and_removed_with_the_pool(tmp_path, 
         pool.submit(0, WorkRequest(str(prepared_census), HPS, 0)).result(timeout=120)
         assert len(list(directory.glob("*.bin"))) == 2
     assert not directory.exists()
+
+
+def _stored_pair(directory: Path) -> tuple[Path, Path]:
+    [train] = directory.glob("*.train.bin")
+    return train, train.with_name(train.name.replace(".train.", ".valid."))
+
+
+def test_a_damaged_file_that_lightgbm_would_load_is_not_used_but_binned_again(tmp_path, data, caplog):
+    """LightGBM trusts its binary files: damaged bin data loads and trains, on the wrong bins."""
+    import hashlib
+
+    import lightgbm as lgb
+
+    reference = train_fold(data, _setup(data), 0)
+    directory = tmp_path / "datasets"
+    train_fold(data, _setup(data), 0, cache=DatasetCache(store=DatasetStore(directory)))
+    train_path, _ = _stored_pair(directory)
+    original = train_path.read_bytes()
+    damaged = bytearray(original)
+    damaged[-272:-16] = bytes(256)  # the last rows' bins of the last feature group set to bin 0
+    train_path.write_bytes(bytes(damaged))
+    lgb.Dataset(str(train_path), params=_setup(data).dataset_params).construct()  # LightGBM sees nothing wrong
+
+    outcome = train_fold(data, _setup(data), 0, cache=DatasetCache(store=DatasetStore(directory)))
+    assert outcome.booster.model_to_string() == reference.booster.model_to_string()
+    assert "failed the checksum check" in caplog.text
+    # Binned again and stored again, with its checksum: the next worker loads a good pair.
+    assert train_path.read_bytes() == original
+    checksum = train_path.with_name(f"{train_path.name}.sha256")  # beside the file
+    assert checksum.read_text().strip() == hashlib.sha256(original).hexdigest()
+
+
+def test_a_file_without_its_checksum_is_not_trusted(tmp_path, data, caplog):
+    from warmcv.model.dataset_store import checksum_path
+
+    directory = tmp_path / "datasets"
+    train_fold(data, _setup(data), 0, cache=DatasetCache(store=DatasetStore(directory)))
+    train_path, valid_path = _stored_pair(directory)
+    checksum_path(valid_path).unlink()
+    train_fold(data, _setup(data), 0, cache=DatasetCache(store=DatasetStore(directory)))
+    assert "failed the checksum check" in caplog.text and checksum_path(valid_path).is_file()
+
+
+# Finds, in a child process per attempt, a span of a stored train file whose overwriting kills the
+# process that loads and trains on it (LightGBM reads its header's offsets without checking them).
+# Searched rather than hard-coded, so the test holds across LightGBM's binary format versions.
+FIND_FATAL_DAMAGE = r"""
+import os, sys
+import lightgbm as lgb
+train, valid = sys.argv[1], sys.argv[2]
+original = open(train, "rb").read()
+trial = train + ".try"
+for start in range(48, min(len(original), 4096), 8):
+    for width in (8, 72):
+        damaged = bytearray(original)
+        damaged[start:start + width] = b"\xff" * len(damaged[start:start + width])
+        with open(trial, "wb") as handle:
+            handle.write(damaged)
+        pid = os.fork()
+        if pid == 0:
+            quiet = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(quiet, 1)
+            os.dup2(quiet, 2)
+            try:
+                t = lgb.Dataset(trial, params={"verbose": -1})
+                v = lgb.Dataset(valid, reference=t, params={"verbose": -1})
+                t.construct()
+                v.construct()
+                lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1}, t, 5, valid_sets=[v])
+            except Exception:
+                pass
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            print(start, width, os.WTERMSIG(status))
+            sys.exit(0)
+sys.exit(1)
+"""
+
+
+def test_a_damaged_file_that_would_kill_every_worker_loading_it_is_binned_again(tmp_path, data, prepared_census):
+    """The issue: a damaged shared file crashed every later trial on its fold (exit -11), run after run."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import subprocess_env
+
+    directory = tmp_path / "datasets"
+    reference = train_fold(data, _setup(data), 1, cache=DatasetCache(store=DatasetStore(directory)))
+    train_path, valid_path = _stored_pair(directory)
+    original = train_path.read_bytes()
+    found = subprocess.run([sys.executable, "-c", FIND_FATAL_DAMAGE, str(train_path), str(valid_path)],
+                           capture_output=True, text=True, env=subprocess_env(), timeout=600)
+    assert found.returncode == 0, f"no damage found that kills a process: {found.stderr[-2000:]}"
+    start, width, signum = map(int, found.stdout.split())
+    damaged = bytearray(original)
+    damaged[start:start + width] = b"\xff" * width
+    train_path.write_bytes(bytes(damaged))
+
+    with WarmWorkerPool(workers=1, threads=1, dataset_dir=directory) as pool:
+        result = pool.submit(0, WorkRequest(str(prepared_census), HPS, 1)).result(timeout=120)
+        assert pool.crashes == 0, f"a worker died ({signal.Signals(signum).name} when loading the damaged file)"
+        assert result["validation_score"] == reference.validation_score
+        assert train_path.read_bytes() == original  # replaced by a good pair

@@ -178,3 +178,73 @@ def test_search_overrides_are_checked_against_the_declarations():
         build_search_space([], ["max_bin=1,255"])
     with pytest.raises(UserInputError, match="both static and tuned"):
         static_hyperparameters({"num_leaves": 31}, space)
+
+
+# --- issue 15: integers LightGBM keeps, and only what a user means -----------------------------------------
+
+INT32_MAX = 2**31 - 1
+
+
+@pytest.mark.parametrize(("raw", "problem"), [
+    ({"num_leaves": "31_0"}, "num_leaves='31_0': is not an integer"),  # int() reads 310
+    ({"num_leaves": "\u0663\u0661"}, "is not an integer"),  # Arabic-Indic digits: int() reads 31
+    ({"num_leaves": "0x1f"}, "is not an integer"),
+    ({"num_leaves": "1,000"}, "is not an integer"),
+    ({"num_leaves": "inf"}, "is not an integer"),
+    ({"learning_rate": "1_0.5"}, "learning_rate='1_0.5': is not a number"),  # float() reads 10.5
+    ({"learning_rate": "Infinity"}, "is not a finite number"),
+    ({"min_data_in_leaf": "1e300"}, "min_data_in_leaf='1e300': out of range (allowed: an integer in [0, 2147483647])"),
+    ({"bagging_freq": "3000000000"}, "bagging_freq='3000000000': out of range (allowed: an integer in [0, 2147483647])"),
+    ({"max_depth": "2147483648"}, "max_depth='2147483648': out of range"),
+    ({"num_leaves": "1e999999999"}, "out of range"),  # refused at once, not converted to a billion-digit int
+    ({"fold": "1_0"}, "fold='1_0': is neither 'all' nor a fold index"),
+    ({"fold": "100"}, "fold='100': out of range"),
+])
+def test_only_plainly_written_numbers_in_range_are_accepted(raw, problem):
+    with pytest.raises(UserInputError) as error:
+        parse_hyperparameters(raw)
+    assert problem in str(error.value)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("31", 31), ("+31", 31), (" 31 ", 31), ("31.0", 31), ("31.", 31), ("1e3", 1000), ("2.5e1", 25), ('"63"', 63),
+])
+def test_integers_written_as_people_write_them(raw, expected):
+    assert parse_hyperparameters({"num_leaves": raw})["num_leaves"] == expected
+
+
+def test_every_integer_has_an_upper_bound_a_32_bit_int_holds():
+    from warmcv.declarations.types import IntegerHyperparameter
+
+    for hp in HYPERPARAMETERS.values():
+        if isinstance(hp, IntegerHyperparameter):
+            assert hp.valid.high is not None and hp.valid.high <= INT32_MAX, hp.name
+
+
+def test_lightgbm_keeps_every_integer_at_its_declared_maximum():
+    """Train with each LightGBM integer at its upper bound and read it back from the model: no wrap, no refusal."""
+    import lightgbm as lgb
+    import numpy as np
+
+    from warmcv.declarations.types import IntegerHyperparameter
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(60, 2))
+    labels = (features[:, 0] > 0).astype(int)
+    integers = [hp for hp in HYPERPARAMETERS.values() if isinstance(hp, IntegerHyperparameter) and hp.lightgbm]
+    assert {hp.name for hp in integers} >= {"num_leaves", "min_data_in_leaf", "bagging_freq", "max_depth", "max_bin"}
+    for hp in integers:
+        value = int(hp.valid.high)
+        booster = lgb.train({"objective": "binary", "verbose": -1, "bagging_fraction": 0.5, hp.name: value},
+                            lgb.Dataset(features, labels), num_boost_round=1)
+        assert f"[{hp.name}: {value}]" in booster.model_to_string(), hp.name
+
+
+def test_messages_show_values_as_the_user_wrote_them():
+    import numpy as np
+
+    with pytest.raises(UserInputError) as error:
+        parse_hyperparameters({"num_leaves": np.int64(1), "learning_rate": np.float64(1.5)})
+    message = str(error.value)
+    assert "num_leaves=1: out of range" in message and "learning_rate=1.5: out of range" in message
+    assert "np." not in message

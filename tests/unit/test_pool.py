@@ -27,8 +27,11 @@ def test_a_crashed_worker_fails_only_its_task(prepared_census):
     with WarmWorkerPool(workers=1, threads=1) as pool:
         doomed = pool.submit("a", WorkRequest(str(prepared_census), SLOW, 0))
         busy_workers(pool)[0].kill()
-        with pytest.raises(WorkerCrashed, match="died with exit code -9 while training fold 0"):
+        with pytest.raises(WorkerCrashed, match="died with exit code -9 while training fold 0") as crashed:
             doomed.result(timeout=30)
+        # What a SIGKILL nobody asked for most often is, and what to do about it.
+        assert ("(SIGKILL: killed from outside, most often by the kernel's out-of-memory killer; each worker holds "
+                "the data, so fewer --workers need less memory)") in str(crashed.value)
         after = pool.submit("b", WorkRequest(str(prepared_census), QUICK, 1)).result(timeout=60)
         assert after["fold"] == 1 and pool.crashes == 1 and pool.started_workers == 2
 

@@ -20,7 +20,7 @@ from warmcv.data.manifest import DATA_FILE, MANIFEST_FILE, PreparedData
 from warmcv.data.prepare import PrepareOptions, prepare
 from warmcv.data.schema import FeatureSchema
 from warmcv.declarations import parse_hyperparameters
-from warmcv.errors import UserInputError
+from warmcv.errors import StorageError, UserInputError
 from warmcv.model.params import training_setup
 from warmcv.model.training import train_fold
 
@@ -272,7 +272,8 @@ def test_a_failure_while_writing_leaves_nothing_behind(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(pq.ParquetWriter, "write_table", full_disk)
-    with pytest.raises(OSError, match="No space left on device"):
+    # named in one line since warmcv.files (main's 11d5990): a StorageError, no longer the bare OSError
+    with pytest.raises(StorageError, match="data.parquet: no space left on the device"):
         prepare(tmp_path / "in.csv", tmp_path / "p", PrepareOptions(target="y", folds=3, time_column="t"))
     assert calls and sorted(p.name for p in (tmp_path / "p").iterdir()) == [DATA_FILE]
     assert not (tmp_path / "p" / MANIFEST_FILE).exists()

@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -171,7 +172,7 @@ def test_bad_json_line_names_the_line(client):
 
 def test_json_scalar_line_is_400(client):
     response = client.post("/invocations", data=b"42\n", content_type="application/jsonlines")
-    assert response.status_code == 400 and "line 1 is a int" in response.text
+    assert response.status_code == 400 and "line 1 is a number" in response.text
 
 
 def test_short_json_array_is_400(client):
@@ -266,3 +267,103 @@ def test_regression_model_returns_values(tmp_path: Path, census_csv: Path):
     assert response.status_code == 200, response.text
     values = [json.loads(line)["prediction"] for line in response.data.decode().splitlines()]
     assert values == pytest.approx(model.predict(rows)["prediction"].tolist(), rel=1e-12)
+
+
+# --- issue 15: every row answered, or a clear refusal ------------------------------------------------------
+
+def chunked_post(client, body: bytes):
+    """A chunked request as gunicorn hands it to a WSGI app: no Content-Length, wsgi.input_terminated set."""
+    return client.post("/invocations", input_stream=io.BytesIO(body), content_type="text/csv",
+                       headers={"Transfer-Encoding": "chunked"}, environ_overrides={"wsgi.input_terminated": True})
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_its_first_rows(model, model_dir, rows):
+    client = client_for(model, model_dir, SAGEMAKER_MAX_PAYLOAD_IN_MB="1")
+    names = model.metadata.schema.names
+    body = features_csv(pd.concat([rows[names]] * 3000), names, header=False)
+    assert len(body) > 1024 * 1024
+    response = chunked_post(client, body)
+    assert response.status_code == 413, response.text[:300]
+    assert "a chunked body of more than 1048576 bytes is over the limit of 1 MB" in response.text
+
+
+def test_a_chunked_body_under_the_limit_gives_every_row(model, model_dir, rows):
+    client = client_for(model, model_dir, SAGEMAKER_MAX_PAYLOAD_IN_MB="1")
+    names = model.metadata.schema.names
+    big = pd.concat([rows[names]] * 500)
+    body = features_csv(big, names, header=False)
+    assert 512 * 1024 < len(body) <= 1024 * 1024
+    response = chunked_post(client, body)
+    assert response.status_code == 200 and response.data.count(b"\n") == len(big)
+
+
+def test_empty_json_objects_are_rows_not_dropped(client, model):
+    response = client.post("/invocations", data=b"{}\n{}\n{}\n", content_type="application/jsonlines")
+    assert response.status_code == 200, response.text
+    lines = [json.loads(line) for line in response.data.decode().splitlines()]
+    all_missing = pd.DataFrame({name: [None] * 3 for name in model.metadata.schema.names})
+    assert [line["probability_>50K"] for line in lines] == \
+        pytest.approx(model.predict(all_missing)["probability_>50K"].tolist(), rel=1e-12)
+
+
+def test_deep_json_nesting_is_400_not_500(client):
+    response = client.post("/invocations", data=b"[" * 100_000 + b"]" * 100_000 + b"\n",
+                           content_type="application/jsonlines")
+    assert response.status_code == 400 and "line 1 nests too deeply to read" in response.text
+
+
+def test_a_huge_json_integer_is_400_not_500(client):
+    response = client.post("/invocations", data=b'{"age": ' + b"9" * 5000 + b"}\n", content_type="application/jsonlines")
+    assert response.status_code == 400 and "line 1 cannot be read" in response.text
+
+
+@pytest.fixture(scope="module")
+def spaced_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainedModel, Path]:
+    """A model trained on a ', '-separated CSV: its features are 'x1' and ' x2' (training keeps the space)."""
+    from warmcv.data.prepare import PrepareOptions, prepare
+
+    root = tmp_path_factory.mktemp("spaced")
+    rng = np.random.default_rng(3)
+    x1, x2 = rng.normal(size=300), rng.normal(size=300)
+    lines = ["x1, x2, y"] + [f"{a:.4f}, {b:.4f}, {int(a + b > 0)}" for a, b in zip(x1, x2, strict=True)]
+    (root / "spaced.csv").write_text("\n".join(lines) + "\n")
+    prepare(root / "spaced.csv", root / "prepared", PrepareOptions(target=" y", folds=3, seed=1))
+    model_dir = train_model(root / "prepared", root)
+    return TrainedModel.load(model_dir), model_dir
+
+
+def test_a_header_is_read_by_training_s_rule_not_stripped(spaced_model):
+    model, model_dir = spaced_model
+    assert model.metadata.schema.names == ["x1", " x2"]
+    client = client_for(model, model_dir)
+    response = client.post("/invocations", data=b"x1, x2\n0.5, 1.5\n-2.0, -1.0\n", content_type="text/csv")
+    assert response.status_code == 200, response.text
+    got = pd.read_csv(io.BytesIO(response.data), header=None).to_numpy()
+    want = model.predict(pd.DataFrame({"x1": [0.5, -2.0], " x2": [1.5, -1.0]})).to_numpy()
+    assert got == pytest.approx(want, rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def categorical_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainedModel, Path]:
+    from warmcv.data.prepare import PrepareOptions, prepare
+
+    root = tmp_path_factory.mktemp("categorical")
+    rng = np.random.default_rng(4)
+    colours, sizes = rng.choice(["red", "green", "blue"], 300), rng.choice(["S", "M", "L"], 300)
+    pd.DataFrame({"colour": colours, "size": sizes, "y": (colours == "red").astype(int)}).to_csv(
+        root / "cat.csv", index=False)
+    prepare(root / "cat.csv", root / "prepared", PrepareOptions(target="y", folds=3, seed=1))
+    model_dir = train_model(root / "prepared", root)
+    return TrainedModel.load(model_dir), model_dir
+
+
+def test_a_mistyped_header_is_not_predicted_as_a_row(categorical_model):
+    model, model_dir = categorical_model
+    assert [f.kind for f in model.metadata.schema.features] == ["categorical", "categorical"]
+    client = client_for(model, model_dir)
+    response = client.post("/invocations", data=b"colour,sizee\nred,S\nblue,M\n", content_type="text/csv")
+    assert response.status_code == 400, response.data
+    assert "the first row looks like a header, not data; missing column(s) 'size'" in response.text
+    assert "('sizee' is not 'size')" in response.text
+    good = client.post("/invocations", data=b"colour,size\nred,S\nblue,M\n", content_type="text/csv")
+    assert good.status_code == 200 and good.data.count(b"\n") == 2

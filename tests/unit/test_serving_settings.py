@@ -20,7 +20,8 @@ def test_defaults_follow_sagemaker(monkeypatch, tmp_path):
     s = settings({})
     assert (s.port, s.host, s.max_payload_mb, s.default_output) == (8080, "0.0.0.0", 6, "probabilities")
     assert s.model_dir == tmp_path / "model"  # SAGEMAKER_BASE_DIR aware
-    assert (s.concurrency, s.workers, s.threads, s.predict_threads) == (4, 4, 2, 1)
+    assert (s.concurrency, s.workers, s.prediction_slots, s.predict_threads) == (4, 4, 1, 1)
+    assert s.body_timeout_seconds == 60
     assert s.execution_parameters() == {"MaxConcurrentTransforms": 4, "BatchStrategy": "MULTI_RECORD",
                                         "MaxPayloadInMB": 6}
 
@@ -30,13 +31,13 @@ def test_bind_port_and_payload_from_env():
     assert s.port == 9090 and s.max_payload_bytes == 20 * 1024 * 1024
 
 
-def test_concurrency_caps_processes_at_the_cpus_and_adds_threads():
+def test_concurrency_caps_processes_at_the_cpus_and_adds_prediction_slots():
     s = settings({"SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "10"}, cpus=4, model_dir=Path("/m"))
-    # 4 processes (one per CPU), 3 request threads each for the 10 requests + 1 spare for /ping
-    assert (s.concurrency, s.workers, s.threads, s.predict_threads) == (10, 4, 4, 1)
+    # 4 processes (one per CPU), 3 prediction slots each for the 10 requests (/ping needs none)
+    assert (s.concurrency, s.workers, s.prediction_slots, s.predict_threads) == (10, 4, 3, 1)
     one = settings({"SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "1"}, cpus=8, model_dir=Path("/m"))
     # one request at a time: one process that may use every core for LightGBM
-    assert (one.workers, one.threads, one.predict_threads) == (1, 2, 8)
+    assert (one.workers, one.prediction_slots, one.predict_threads) == (1, 1, 8)
 
 
 def test_explicit_workers_win():
@@ -49,8 +50,16 @@ def test_explicit_workers_win():
     ("SAGEMAKER_BIND_TO_PORT", "http", "an integer from 1 to 65535"),
     ("SAGEMAKER_BIND_TO_PORT", "70000", "an integer from 1 to 65535"),
     ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "101", "an integer from 0 to 100"),
-    ("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", "0", "an integer >= 1"),
-    ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "-5", "an integer >= 1"),
+    ("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", "0", "an integer from 1 to 4096"),
+    ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "-5", "an integer from 1 to 86400"),
+    # int() would read these as 10, 8080 and 2: only plain decimal digits are what a user means
+    ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "1_0", "an integer from 0 to 100"),
+    ("SAGEMAKER_BIND_TO_PORT", "8_080", "an integer from 1 to 65535"),
+    ("SAGEMAKER_MODEL_SERVER_WORKERS", "\u0662", "an integer from 1 to 1024"),
+    # without an upper bound these planned 10**400 threads (an OverflowError traceback) or 10**6 processes
+    ("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", "1" + "0" * 400, "an integer from 1 to 4096"),
+    ("SAGEMAKER_MODEL_SERVER_WORKERS", "1000000", "an integer from 1 to 1024"),
+    ("WARMCV_SERVE_BODY_TIMEOUT", "0", "an integer from 1 to 3600"),
 ])
 def test_bad_values_name_the_variable(name, value, allowed):
     with pytest.raises(UserInputError) as error:
@@ -70,6 +79,7 @@ def test_gunicorn_options_are_valid_gunicorn_settings():
     config = Config()
     for key, value in gunicorn_options(s).items():
         config.set(key, value)
-    assert config.bind == ["0.0.0.0:9999"] and config.workers == 4 and config.threads == 2
-    assert config.worker_class_str == "gthread" and config.timeout == 600
+    assert config.bind == ["0.0.0.0:9999"] and config.workers == 4
+    # an asyncio worker: a client that stalls mid-body holds a socket, not a request thread
+    assert config.worker_class_str == "asgi" and config.timeout == 600
     assert config.preload_app is False  # LightGBM (OpenMP) must be loaded after the fork

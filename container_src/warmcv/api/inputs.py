@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from warmcv.errors import UserInputError
+from warmcv.files import atomic_path
 
 INPUT_FILE = "input.parquet"
 FINGERPRINT_FILE = "input.json"
@@ -59,12 +60,10 @@ def data_path(data: Any, folder: Path, *, same_as_before: bool = True) -> Path:
                                  "resume with the same data, or start a new run in another folder")
         return path
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{INPUT_FILE}.tmp"
     try:
-        data.to_parquet(tmp, index=False)
+        with atomic_path(path) as tmp:  # removed on any failure (a full disk too)
+            data.to_parquet(tmp, index=False)
     except (ValueError, TypeError) as error:  # pyarrow's ArrowInvalid and friends are ValueErrors
-        tmp.unlink(missing_ok=True)
         raise UserInputError(f"the DataFrame cannot be stored as Parquet: {error}") from None
-    os.replace(tmp, path)
     marker.write_text(json.dumps({"sha256": digest, "rows": len(data), "columns": [str(c) for c in data.columns]}))
     return path

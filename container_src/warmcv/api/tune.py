@@ -162,7 +162,7 @@ def tune(data: Any = None, target: str | None = None, *, folds: int = 5, trials:
     """
     from warmcv.api.inputs import data_path
     from warmcv.settings.run import PrepareOptions, RunSettings
-    from warmcv.tuning.pipeline import Run
+    from warmcv.tuning.pipeline import Run, new_run_folder
     from warmcv.tuning.progress import TrialProgress
     from warmcv.tuning.run_settings import differences, new_run_settings, resume_settings
     from warmcv.tuning.search import stop_flag_on_signals
@@ -174,56 +174,60 @@ def tune(data: Any = None, target: str | None = None, *, folds: int = 5, trials:
 
         out = Path("runs") / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = Path(out)
-    resumable: dict[str, Any] = {"trials": trials, "parallel": parallel, "workers": workers, "timeout": timeout,
-                                 "predict_output": predict_output, "approval": approval,
-                                 "force_register": force_register}
-    if mlflow is True:
-        raise UserInputError("mlflow=True: give the tracking URI (or None to use $MLFLOW_TRACKING_URI)")
-    tracking = {"mlflow_tracking_uri": (mlflow or os.environ.get(TRACKING_URI_ENV) or None) if mlflow is not False
-                else None, "mlflow_experiment": mlflow_experiment}
-    if resume:
-        saved = RunSettings.load(run_dir)
-        if data is not None:
-            given = new_run_settings(
-                data_path(data, run_dir), target or saved.target,
-                PrepareOptions(target=target or saved.target, folds=folds, task=task, splitter=splitter,
-                               group_column=group_column, time_column=time_column,
-                               categorical=tuple(categorical) if categorical else None, drop=tuple(drop),
-                               id_columns=tuple(id_columns), seed=split_seed),
-                search=_search_overrides(search), exclude=exclude, fixed=_fixed_strings(fixed), sampler=sampler,
-                seed=seed, registry=registry, model_group=model_group,
-                **{k: v for k, v in resumable.items() if v is not None},
-                **({"mlflow_tracking_uri": saved.mlflow_tracking_uri, "mlflow_experiment": saved.mlflow_experiment}
-                   if mlflow is None and mlflow_experiment is None else tracking))
-            changed = differences(saved, given)
-            if changed:
-                raise UserInputError(f"resume continues {run_dir} with its saved settings, but these differ: "
-                                     + "; ".join(changed))
-        predict_source = data_path(predict, run_dir / "predict", same_as_before=False) if predict is not None else None
-        settings = resume_settings(saved, predict=predict_source, **resumable)
-    else:
-        if data is None or not target:
-            raise UserInputError("give data (a DataFrame or a path) and target (the column to predict)")
-        prepare = PrepareOptions(target=target, folds=folds, task=task, splitter=splitter, group_column=group_column,
-                                 time_column=time_column, categorical=tuple(categorical) if categorical else None,
-                                 drop=tuple(drop), id_columns=tuple(id_columns), seed=split_seed)
-        settings = new_run_settings(
-            data_path(data, run_dir), target, prepare, search=_search_overrides(search), exclude=exclude,
-            fixed=_fixed_strings(fixed), sampler=sampler, seed=seed,
-            predict=data_path(predict, run_dir / "predict", same_as_before=False) if predict is not None else None,
-            registry=registry, model_group=model_group, **tracking,
-            **{k: v for k, v in resumable.items() if v is not None})
+    # A new run folder that ends up without run.json (bad settings, Ctrl-C at the wrong moment) is removed.
+    with new_run_folder(run_dir, resume=resume):
+        resumable: dict[str, Any] = {"trials": trials, "parallel": parallel, "workers": workers, "timeout": timeout,
+                                     "predict_output": predict_output, "approval": approval,
+                                     "force_register": force_register}
+        if mlflow is True:
+            raise UserInputError("mlflow=True: give the tracking URI (or None to use $MLFLOW_TRACKING_URI)")
+        tracking = {"mlflow_tracking_uri": (mlflow or os.environ.get(TRACKING_URI_ENV) or None)
+                    if mlflow is not False else None, "mlflow_experiment": mlflow_experiment}
+        if resume:
+            saved = RunSettings.load(run_dir)
+            if data is not None:
+                given = new_run_settings(
+                    data_path(data, run_dir), target or saved.target,
+                    PrepareOptions(target=target or saved.target, folds=folds, task=task, splitter=splitter,
+                                   group_column=group_column, time_column=time_column,
+                                   categorical=tuple(categorical) if categorical else None, drop=tuple(drop),
+                                   id_columns=tuple(id_columns), seed=split_seed),
+                    search=_search_overrides(search), exclude=exclude, fixed=_fixed_strings(fixed), sampler=sampler,
+                    seed=seed, registry=registry, model_group=model_group,
+                    **{k: v for k, v in resumable.items() if v is not None},
+                    **({"mlflow_tracking_uri": saved.mlflow_tracking_uri, "mlflow_experiment": saved.mlflow_experiment}
+                       if mlflow is None and mlflow_experiment is None else tracking))
+                changed = differences(saved, given)
+                if changed:
+                    raise UserInputError(f"resume continues {run_dir} with its saved settings, but these differ: "
+                                         + "; ".join(changed))
+            predict_source = (data_path(predict, run_dir / "predict", same_as_before=False)
+                              if predict is not None else None)
+            settings = resume_settings(saved, predict=predict_source, **resumable)
+        else:
+            if data is None or not target:
+                raise UserInputError("give data (a DataFrame or a path) and target (the column to predict)")
+            prepare = PrepareOptions(target=target, folds=folds, task=task, splitter=splitter,
+                                     group_column=group_column, time_column=time_column,
+                                     categorical=tuple(categorical) if categorical else None, drop=tuple(drop),
+                                     id_columns=tuple(id_columns), seed=split_seed)
+            settings = new_run_settings(
+                data_path(data, run_dir), target, prepare, search=_search_overrides(search), exclude=exclude,
+                fixed=_fixed_strings(fixed), sampler=sampler, seed=seed,
+                predict=data_path(predict, run_dir / "predict", same_as_before=False) if predict is not None else None,
+                registry=registry, model_group=model_group, **tracking,
+                **{k: v for k, v in resumable.items() if v is not None})
 
-    display = TrialProgress(bar=True) if progress else None
-    with stop_flag_on_signals() as stop:
-        result = Run(run_dir, settings, resume=resume, on_trial=display, stop=stop,
-                     on_stage=display.say if display else None,
-                     on_search_start=display.start if display else None).execute()
-    if display is not None:
-        display.close()
-    registry = result.report["registry"]
-    if not registry["registered"]:
-        warnings.warn(f"warmcv: the model was not registered: {registry['refused']}; "
+        display = TrialProgress(bar=True) if progress else None
+        with stop_flag_on_signals() as stop:
+            result = Run(run_dir, settings, resume=resume, on_trial=display, stop=stop,
+                         on_stage=display.say if display else None,
+                         on_search_start=display.start if display else None).execute()
+        if display is not None:
+            display.close()
+    registry_entry = result.report["registry"]
+    if not registry_entry["registered"]:
+        warnings.warn(f"warmcv: the model was not registered: {registry_entry['refused']}; "
                       "tune(..., resume=True, force_register=True) registers it anyway", stacklevel=2)
     return _result(run_dir, result.report)
 

@@ -45,19 +45,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    configure_logging(args.log_level)
+    args: argparse.Namespace | None = None
     try:
+        args = build_parser().parse_args(argv)  # inside: a Ctrl-C while the command modules import is a stop too
+        configure_logging(args.log_level)
         return int(args.handler(args) or 0)
     except (UserInputError, FoldFailed) as error:
         return _fail(args, f"error: {error}", 2 if isinstance(error, UserInputError) else 1)
     except (StopRequested, KeyboardInterrupt) as error:
-        return _fail(args, f"stopped ({error or 'interrupted'})", 130)
+        return _fail(args, f"stopped ({str(error) or 'interrupted'})", 130)
+    except Exception as error:
+        # Faults of the surroundings (no AWS credentials, a full disk) are one line; anything else is
+        # our bug and keeps its traceback.
+        from warmcv.cli.faults import user_facing_fault
+
+        fault = user_facing_fault(error)
+        if fault is None:
+            raise
+        return _fail(args, f"error: {fault}", 2)
 
 
-def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+def _fail(args: argparse.Namespace | None, message: str, code: int) -> int:
     print(f"warmcv: {message}", file=sys.stderr)
-    if args.failure_file:
+    if args is not None and args.failure_file:
         from warmcv.contract import failure_reason
 
         args.failure_file.parent.mkdir(parents=True, exist_ok=True)

@@ -207,8 +207,33 @@ def _definition(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_aws_credentials(region: str | None) -> None:
+    """Find the credentials before the minute the SDK spends building the pipeline, not after it.
+
+    boto3 looks them up at the first request, which for these commands comes after the SDK has built
+    the whole pipeline: without credentials that was a minute, then 50-80 lines ending in
+    NoCredentialsError. Looking them up first (the same provider chain) fails at once, and
+    warmcv.cli.faults turns botocore's error into what to do. The SDK is checked before: without it
+    there is nothing to send, whatever the credentials.
+    """
+    import importlib
+
+    import boto3
+    from botocore.exceptions import NoCredentialsError
+
+    try:
+        importlib.import_module("sagemaker.core")
+    except ImportError as error:
+        if (error.name or "").split(".")[0] == "sagemaker":
+            raise UserInputError(SDK_MISSING) from None
+        raise
+    if boto3.session.Session(region_name=region or None).get_credentials() is None:
+        raise NoCredentialsError()
+
+
 def _upsert(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    _require_aws_credentials(config.aws.region)
     if args.deploy_lambdas:
         _deploy(config)
     result = _sdk("warmcv.launcher.pipeline").publish(config)
@@ -218,6 +243,7 @@ def _upsert(args: argparse.Namespace) -> int:
 
 def _start(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    _require_aws_credentials(config.aws.region)
     result = _sdk("warmcv.launcher.pipeline").publish(config, upsert=not args.no_upsert, start=True)
     arn = result["execution_arn"]
     print(f"started {arn}\nif it stops early, release its warm pools with: "
@@ -264,6 +290,7 @@ def _tune(args: argparse.Namespace) -> int:
         _logs_to_stderr()
         print(json.dumps(module.tuning_request(config), indent=2, sort_keys=True, default=str))
         return 0
+    _require_aws_credentials(config.aws.region)
     name = module.start_tuning(config, job_name=args.job_name)
     print(f"started tuning job {name}\nrelease its warm pools when it is done: "
           f"warmcv release-warm-pools --tuning-job {name} --region {config.aws.region}")

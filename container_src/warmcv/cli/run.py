@@ -204,8 +204,9 @@ def _check_predict_source(path: Path | None) -> None:
 def _write_example_holdout(out: Path) -> Path:
     """Fresh rows from the example's generator (another seed, no target): something honest to predict."""
     from warmcv.examples import EXAMPLE_TARGET, make_census_like
+    from warmcv.files import check_writable_folder
 
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable_folder(out, "run folder")
     path = out / EXAMPLE_HOLDOUT
     make_census_like(rows=1000, seed=20240).drop(columns=[EXAMPLE_TARGET]).to_csv(path, index=False)
     return path
@@ -216,14 +217,8 @@ def _run(args: argparse.Namespace) -> int:
 
     prefer_passive_openmp()
     _require_local_extra()
-    import logging
-
-    from warmcv.settings.run import RunSettings
-    from warmcv.tuning.pipeline import Run
-    from warmcv.tuning.progress import TrialProgress
+    from warmcv.tuning.pipeline import new_run_folder
     from warmcv.tuning.report import summary_table
-    from warmcv.tuning.run_settings import resume_settings
-    from warmcv.tuning.search import stop_flag_on_signals
 
     if args.resume:
         given = [name for name in _NEW_RUN_ONLY if getattr(args, name) != args.run_parser.get_default(name)]
@@ -231,13 +226,38 @@ def _run(args: argparse.Namespace) -> int:
             raise UserInputError(f"--resume continues {args.resume} with its saved settings; drop "
                                  + ", ".join("--" + g.replace("_", "-") for g in given))
         run_dir = args.resume
+    else:
+        run_dir = args.out or default_run_dir("run")
+    # A new run folder that ends up without run.json (bad settings, Ctrl-C at the wrong moment) is removed.
+    with new_run_folder(run_dir, resume=bool(args.resume)):
+        result = _run_in(run_dir, args)
+    print()
+    print(summary_table(result.report))
+    registry = result.report["registry"]
+    if not registry["registered"]:
+        print(f"warmcv: not registered: {registry['refused']}; the run folder keeps the model and report "
+              f"(resume with --force-register to register it: warmcv run --resume {run_dir} --force-register)",
+              file=sys.stderr)
+        return NOT_REGISTERED
+    return 0
+
+
+def _run_in(run_dir: Path, args: argparse.Namespace) -> Any:
+    import logging
+
+    from warmcv.settings.run import RunSettings
+    from warmcv.tuning.pipeline import Run
+    from warmcv.tuning.progress import TrialProgress
+    from warmcv.tuning.run_settings import resume_settings
+    from warmcv.tuning.search import stop_flag_on_signals
+
+    if args.resume:
         _check_predict_source(args.predict)
         settings = resume_settings(RunSettings.load(run_dir), trials=args.trials, parallel=args.parallel,
                                    workers=args.workers, timeout=args.timeout, predict=args.predict,
                                    predict_output=args.predict_output, approval=args.approval,
                                    force_register=args.force_register)
     else:
-        run_dir = args.out or default_run_dir("run")
         settings = settings_from_args(args, run_dir)
     progress = TrialProgress(bar=not args.no_progress and sys.stderr.isatty())
     # Fold-by-fold and step-by-step lines would drown the progress display; the stages are announced
@@ -249,19 +269,10 @@ def _run(args: argparse.Namespace) -> int:
             from tqdm.contrib.logging import logging_redirect_tqdm
 
             with logging_redirect_tqdm():
-                result = Run(run_dir, settings, resume=bool(args.resume), on_trial=progress, stop=stop,
-                             on_stage=progress.say, on_search_start=progress.start).execute()
+                return Run(run_dir, settings, resume=bool(args.resume), on_trial=progress, stop=stop,
+                           on_stage=progress.say, on_search_start=progress.start).execute()
     finally:
         progress.close()
-    print()
-    print(summary_table(result.report))
-    registry = result.report["registry"]
-    if not registry["registered"]:
-        print(f"warmcv: not registered: {registry['refused']}; the run folder keeps the model and report "
-              f"(resume with --force-register to register it: warmcv run --resume {run_dir} --force-register)",
-              file=sys.stderr)
-        return NOT_REGISTERED
-    return 0
 
 
 def _registry(args: argparse.Namespace) -> int:
@@ -277,10 +288,8 @@ def _registry(args: argparse.Namespace) -> int:
             print(f"no models registered in {registry.path}" + (f" for group {args.group}" if args.group else ""))
             return 0
         for v in versions:
-            m = v["ModelMetrics"]
             print(f"{v['ModelPackageGroupName']:<30} v{v['ModelPackageVersion']:<4} {v['ModelApprovalStatus']:<22} "
-                  f"CV {m['metric']} {m['cv_mean']:.6f} +/- {m['cv_std']:.6f}  "
-                  f"{v['CreationTime']}  {v['ModelDataUrl']}")
+                  f"{_cv_text(v['ModelMetrics'])}  {v['CreationTime']}  {v['ModelDataUrl']}")
         return 0
     if not args.group or args.version is None:
         raise UserInputError(f"warmcv registry {args.action} needs GROUP and VERSION")
@@ -288,3 +297,11 @@ def _registry(args: argparse.Namespace) -> int:
     entry = registry.set_status(args.group, args.version, status)
     print(f"{entry['ModelPackageGroupName']} version {entry['ModelPackageVersion']}: {entry['ModelApprovalStatus']}")
     return 0
+
+
+def _cv_text(metrics: dict[str, Any]) -> str:
+    """A version's CV score for the listing; entries registered by other tools may lack some metrics."""
+    try:
+        return f"CV {metrics['metric']} {float(metrics['cv_mean']):.6f} +/- {float(metrics['cv_std']):.6f}"
+    except (KeyError, TypeError, ValueError):
+        return "CV (not recorded)"

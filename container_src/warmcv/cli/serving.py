@@ -18,20 +18,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--model-dir", type=Path,
                        help="model folder (model.txt + model.json); default $SAGEMAKER_BASE_DIR/model or /opt/ml/model")
     serve.add_argument("--host", help="address to bind (default 0.0.0.0, which SageMaker needs)")
-    serve.add_argument("--port", type=int, help="port (default $SAGEMAKER_BIND_TO_PORT or 8080)")
-    serve.add_argument("--workers", type=int, help="worker processes (default: the concurrency, at most one per CPU)")
+    serve.add_argument("--port", help="port (default $SAGEMAKER_BIND_TO_PORT or 8080)")
+    serve.add_argument("--workers", help="worker processes (default: the concurrency, at most one per CPU)")
     serve.set_defaults(handler=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from warmcv.errors import UserInputError
-    from warmcv.serving.settings import ServeSettings
+    from warmcv.serving.settings import MAX_WORKERS, ServeSettings
 
-    if args.port is not None and not 1 <= args.port <= 65535:
-        raise UserInputError(f"--port {args.port}: must be from 1 to 65535")
-    if args.workers is not None and args.workers < 1:
-        raise UserInputError(f"--workers {args.workers}: must be at least 1")
-    settings = ServeSettings.from_env(model_dir=args.model_dir, host=args.host, port=args.port, workers=args.workers)
+    port = _option(args.port, "--port", 1, 65535)
+    workers = _option(args.workers, "--workers", 1, MAX_WORKERS)
+    settings = ServeSettings.from_env(model_dir=args.model_dir, host=args.host, port=port, workers=workers)
     try:
         from warmcv.serving.server import serve
     except ImportError as error:
@@ -39,3 +37,15 @@ def _serve(args: argparse.Namespace) -> int:
                              "pip install 'warmcv[serve]'") from None
     serve(settings)
     return 0
+
+
+def _option(raw: str | None, name: str, low: int, high: int) -> int | None:
+    from warmcv.errors import UserInputError
+    from warmcv.serving.settings import bounded_int
+
+    if raw is None:
+        return None
+    value = bounded_int(raw, low, high)
+    if value is None:
+        raise UserInputError(f"{name} {raw!r}: must be an integer from {low} to {high}")
+    return value

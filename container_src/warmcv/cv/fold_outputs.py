@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from warmcv.cv.crossval import check_n_folds
 from warmcv.cv.folds import METRICS_FILE, PREDICTIONS_FILE
 from warmcv.data.manifest import Manifest, PreparedData
 from warmcv.declarations import ALL_FOLDS, HyperparameterValues
+from warmcv.files import atomic_path, write_text_atomic
 from warmcv.model.artifacts import ModelMetadata, save_model
 from warmcv.model.params import TrainingSetup, training_setup
 from warmcv.model.training import FoldOutcome, fold_label, train_fold
@@ -63,12 +63,8 @@ def train_and_save(data: PreparedData, hps: HyperparameterValues, model_dir: Pat
     if outcome.validation_prediction is not None:
         # The fold's out-of-fold predictions, for the coordinator (written before metrics.json, which marks the
         # output complete).
-        tmp = output_data_dir / f".{PREDICTIONS_FILE}.tmp"
-        with tmp.open("wb") as handle:
+        with atomic_path(output_data_dir / PREDICTIONS_FILE) as tmp, tmp.open("wb") as handle:
             np.save(handle, np.asarray(outcome.validation_prediction, dtype=np.float64), allow_pickle=False)
-        os.replace(tmp, output_data_dir / PREDICTIONS_FILE)
-    tmp = output_data_dir / f".{METRICS_FILE}.tmp"
-    tmp.write_text(document)
-    os.replace(tmp, output_data_dir / METRICS_FILE)
+    write_text_atomic(output_data_dir / METRICS_FILE, document)
     log.info("%s done in %.2f s: best iteration %d", fold_label(fold), outcome.seconds, outcome.best_iteration)
     return outcome

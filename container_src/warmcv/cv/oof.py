@@ -11,7 +11,6 @@ no prediction.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pyarrow.parquet as pq
 
 from warmcv.cv.folds import FoldResult
 from warmcv.data.manifest import DATA_FILE, FOLD_COLUMN, Manifest, find_prepared_dir
+from warmcv.files import atomic_path
 
 OOF_FILE = "oof_predictions.parquet"
 FOLD = "fold"
@@ -87,8 +87,7 @@ def oof_frame(results: Sequence[FoldResult], manifest: Manifest, prepared_dir: P
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    """Under a temporary name, then renamed: a reader never sees half a file."""
+    """Under a temporary name, then renamed: a reader never sees half a file, a full disk leaves none."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)

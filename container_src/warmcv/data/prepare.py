@@ -36,6 +36,7 @@ from warmcv.data.manifest import DATA_FILE, FOLD_COLUMN, MANIFEST_FILE, Manifest
 from warmcv.data.schema import Feature, FeatureSchema, as_category_strings, categorical_feature, is_numeric_column
 from warmcv.data.writer import PreparedDataWriter
 from warmcv.errors import UserInputError
+from warmcv.files import storage_fault, write_text_atomic
 from warmcv.settings.choices import MAX_FOLDS, SPLITTERS, TASKS
 from warmcv.settings.run import PrepareOptions
 
@@ -80,7 +81,7 @@ def infer_task(target: pd.Series, requested: str) -> str:
     if requested == "regression" and not is_numeric_column(target):
         example = target.dropna().iloc[0]
         raise UserInputError(
-            f"task regression needs a numeric target, but {target.name!r} holds {example!r}; "
+            f"task regression needs a numeric target, but {target.name!r} holds {shown(example)}; "
             "use task binary or multiclass for class labels"
         )
     if requested == "binary" and n_distinct > 2:
@@ -401,7 +402,13 @@ def prepare(source: Path | str, output: Path | str, options: PrepareOptions) -> 
     output.mkdir(parents=True, exist_ok=True)
     manifest_path, data_path = output / MANIFEST_FILE, output / DATA_FILE
     manifest_path.unlink(missing_ok=True)
-    _write(parts, columns, plan, schema, options, fold, positions, data_path)
+    try:
+        _write(parts, columns, plan, schema, options, fold, positions, data_path)
+    except Exception as error:  # a refused write (full disk, read-only) is named in one line
+        fault = storage_fault(error, data_path)
+        if fault is not None and fault is not error:
+            raise fault from error
+        raise
     manifest = Manifest(
         target=options.target, task=task, classes=classes, schema=schema, n_folds=k, splitter=splitter,
         fold_kind=fold_kind, seed=options.seed, rows=rows, rows_per_fold=rows_per_fold,
@@ -411,12 +418,7 @@ def prepare(source: Path | str, output: Path | str, options: PrepareOptions) -> 
         data_sha256=file_sha256(data_path),
         warmcv_version=warmcv.__version__,
     )
-    tmp_manifest = output / f".{MANIFEST_FILE}.tmp"
-    try:
-        tmp_manifest.write_text(manifest.to_json())
-        tmp_manifest.replace(manifest_path)
-    finally:
-        tmp_manifest.unlink(missing_ok=True)
+    write_text_atomic(manifest_path, manifest.to_json())
     log.info("prepared %d rows, %d features (%d categorical), task %s, %d folds (%s) into %s",
              manifest.rows, len(manifest.schema.features), len(manifest.schema.categorical_names),
              manifest.task, manifest.n_folds, manifest.splitter, output)

@@ -3,6 +3,18 @@
 LightGBM tunables carry a default tuning range chosen from LightGBM's own parameter-tuning guide;
 control hyperparameters steer the modes. The container, the SageMaker launcher and the local tuner
 all read this table; nothing else in the code base lists hyperparameter names or ranges.
+
+Every integer has a declared upper bound that LightGBM accepts. The source is LightGBM's parameter
+reference (docs/Parameters.rst, https://lightgbm.readthedocs.io/en/latest/Parameters.html): it gives each
+parameter's `type` and `constraints`, e.g. `num_leaves`: "type = int, constraints: 1 < num_leaves <= 131072";
+`min_data_in_leaf`: "type = int, constraints: min_data_in_leaf >= 0"; `bagging_freq`: "type = int", "0 means
+disable bagging"; `max_depth`: "type = int", "<= 0 means no limit"; `max_bin`: "type = int, constraints:
+max_bin > 1"; `num_iterations`: "type = int, constraints: num_iterations >= 0". `type = int` is a C++ int
+(32 bits): where the reference gives no maximum, INT32_MAX is the largest value LightGBM keeps. Past it the
+value wraps (checked with lightgbm 4.7: bagging_freq=3000000000 trained as -1294967296, bagging off;
+max_depth=2147483648 as -2147483648, no limit) or fails LightGBM's own check with a traceback
+(min_data_in_leaf=2147483648: "Check failed: (min_data_in_leaf) >= (0)"). tests/unit/test_declarations.py
+trains with every LightGBM integer at its declared maximum and reads the value back from the model.
 """
 
 from __future__ import annotations
@@ -21,6 +33,11 @@ from warmcv.declarations.types import (
 )
 from warmcv.training_service.rules import MAX_KEEP_ALIVE_SECONDS  # AWS's documented limit, re-exported
 
+# LightGBM's `type = int` parameters are 32-bit C++ ints (see the module docstring).
+INT32_MAX = 2**31 - 1
+# The most folds `warmcv prepare` writes; n_folds and fold indices are bounded by it (warmcv.settings too).
+MAX_FOLDS = 100
+
 LIGHTGBM_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     IntegerHyperparameter(
         name="num_leaves", help="maximum leaves per tree; the main lever on model complexity",
@@ -31,7 +48,7 @@ LIGHTGBM_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
         lightgbm=True),
     IntegerHyperparameter(
         name="min_data_in_leaf", help="minimum rows in a leaf; guards against overfitting small leaves",
-        default=20, valid=Interval(0, None), tuning=TuningRange(5, 200, "Logarithmic"), lightgbm=True),
+        default=20, valid=Interval(0, INT32_MAX), tuning=TuningRange(5, 200, "Logarithmic"), lightgbm=True),
     ContinuousHyperparameter(
         name="feature_fraction", help="share of features sampled for each tree",
         default=1.0, valid=Interval(0, 1, low_open=True), tuning=TuningRange(0.4, 1.0, "Linear"), lightgbm=True),
@@ -40,7 +57,7 @@ LIGHTGBM_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
         default=1.0, valid=Interval(0, 1, low_open=True), tuning=TuningRange(0.4, 1.0, "Linear"), lightgbm=True),
     IntegerHyperparameter(
         name="bagging_freq", help="resample rows every this many iterations (0: no bagging)",
-        default=0, valid=Interval(0, None), tuning=TuningRange(0, 10, "Linear"), lightgbm=True),
+        default=0, valid=Interval(0, INT32_MAX), tuning=TuningRange(0, 10, "Linear"), lightgbm=True),
     ContinuousHyperparameter(
         name="lambda_l1", help="L1 regularisation of leaf values",
         default=0.0, valid=Interval(0, None), tuning=TuningRange(1e-8, 10.0, "Logarithmic"), lightgbm=True),
@@ -49,7 +66,7 @@ LIGHTGBM_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
         default=0.0, valid=Interval(0, None), tuning=TuningRange(1e-8, 10.0, "Logarithmic"), lightgbm=True),
     IntegerHyperparameter(
         name="max_depth", help="maximum tree depth (-1: unlimited, num_leaves decides)",
-        default=-1, valid=Interval(-1, None), tuning=TuningRange(3, 12, "Linear"), lightgbm=True),
+        default=-1, valid=Interval(-1, INT32_MAX), tuning=TuningRange(3, 12, "Linear"), lightgbm=True),
     ContinuousHyperparameter(
         name="min_gain_to_split", help="minimum loss reduction to make a split",
         default=0.0, valid=Interval(0, None), tuning=TuningRange(0.0, 1.0, "Linear"), lightgbm=True),
@@ -74,10 +91,10 @@ CONTROL_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
         default="worker", choices=("coordinator", "worker")),
     FoldHyperparameter(
         name="fold", help="worker only: the fold to hold out, or 'all' to train on the full prepared set",
-        default=ALL_FOLDS),
+        default=ALL_FOLDS, max_index=MAX_FOLDS - 1),
     IntegerHyperparameter(
         name="n_folds", help="number of folds; 0 takes it from the prepared data, any other value must match it",
-        default=0, valid=Interval(0, 100)),
+        default=0, valid=Interval(0, MAX_FOLDS)),
     CategoricalHyperparameter(
         name="objective",
         help="LightGBM objective; auto picks binary, multiclass or regression from the prepared data's task",
@@ -88,7 +105,7 @@ CONTROL_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
         default="auto", choices=("auto", *SCORING_METRICS)),
     IntegerHyperparameter(
         name="seed", help="seed of LightGBM's sampling (bagging, feature fraction)",
-        default=0, valid=Interval(0, 2**31 - 1)),
+        default=0, valid=Interval(0, INT32_MAX)),
     IntegerHyperparameter(
         name="num_threads", help="LightGBM threads per fold (0: all cores, shared fairly between parallel folds)",
         default=0, valid=Interval(0, 1024)),

@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal
+
+import numpy as np
 
 Scaling = Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"]
 
@@ -67,6 +72,25 @@ class TuningRange:
         return self.scaling == "Logarithmic"
 
 
+# A decimal number as people write one: ASCII digits, an optional fraction and exponent. Python's int() and
+# float() also take '31_0' (as 310), digits of other scripts, 'infinity' and 'nan'; a user means none of those.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Decimal exponents beyond this are out of every declared range; converting them to int would take forever.
+_MAX_DIGITS = 30
+
+
+def decimal_text(text: str) -> Decimal | None:
+    """`text` as an exact decimal number, or None unless it is written as one."""
+    return Decimal(text) if _DECIMAL.fullmatch(text) else None
+
+
+def shown(raw: Any) -> str:
+    """A value as the user wrote it: numpy's scalars print as `np.int64(1)`, which nobody wrote."""
+    if isinstance(raw, np.generic):
+        raw = raw.item()
+    return repr(raw)
+
+
 def _unquote(raw: str) -> str:
     """Undo JSON quoting: the SDK and the toolkit sometimes send `"\\"binary\\""` for `binary`."""
     text = raw.strip()
@@ -104,7 +128,7 @@ class Hyperparameter(ABC):
 
     def _fail(self, raw: Any, problem: str) -> HyperparameterValueError:
         return HyperparameterValueError(
-            f"hyperparameter {self.name}={raw!r}: {problem} (allowed: {self.allowed()})"
+            f"hyperparameter {self.name}={shown(raw)}: {problem} (allowed: {self.allowed()})"
         )
 
 
@@ -156,27 +180,28 @@ class NumericHyperparameter(Hyperparameter):
 
 @dataclass(frozen=True, kw_only=True)
 class IntegerHyperparameter(NumericHyperparameter):
+    """An integer with both ends declared: LightGBM's `type = int` is a C++ int, and a larger value wraps."""
+
+    def __post_init__(self) -> None:
+        if self.valid.low is None or self.valid.high is None:
+            raise ValueError(f"integer hyperparameter {self.name} needs both ends of its valid range")
+
     def parse(self, raw: Any) -> int:
         if isinstance(raw, bool):
             raise self._fail(raw, "is a boolean, not an integer")
-        if isinstance(raw, int):
-            value = raw
-        elif isinstance(raw, float):
-            if not raw.is_integer():
+        if isinstance(raw, numbers.Integral):
+            value = int(raw)
+        elif isinstance(raw, numbers.Real):
+            if not math.isfinite(raw) or not float(raw).is_integer():
                 raise self._fail(raw, "is not an integer")
             value = int(raw)
         else:
-            text = _unquote(str(raw))
-            try:
-                value = int(text)
-            except ValueError:
-                try:
-                    as_float = float(text)
-                except ValueError:
-                    raise self._fail(raw, "is not an integer") from None
-                if not math.isfinite(as_float) or not as_float.is_integer():
-                    raise self._fail(raw, "is not an integer") from None
-                value = int(as_float)
+            number = decimal_text(_unquote(str(raw)))
+            if number is None or number != number.to_integral_value():
+                raise self._fail(raw, "is not an integer")
+            if number.adjusted() > _MAX_DIGITS:
+                raise self._fail(raw, "out of range")
+            value = int(number)
         self._check_range(raw, value)
         return value
 
@@ -189,13 +214,14 @@ class ContinuousHyperparameter(NumericHyperparameter):
     def parse(self, raw: Any) -> float:
         if isinstance(raw, bool):
             raise self._fail(raw, "is a boolean, not a number")
-        if isinstance(raw, (int, float)):
+        if isinstance(raw, numbers.Real):
             value = float(raw)
         else:
-            try:
-                value = float(_unquote(str(raw)))
-            except ValueError:
-                raise self._fail(raw, "is not a number") from None
+            text = _unquote(str(raw))
+            if decimal_text(text) is None:
+                raise self._fail(raw, "is not a finite number" if text.lower().lstrip("+-") in _NON_FINITE
+                                 else "is not a number")
+            value = float(text)
         if not math.isfinite(value):
             raise self._fail(raw, "is not a finite number")
         self._check_range(raw, value)
@@ -206,6 +232,9 @@ class ContinuousHyperparameter(NumericHyperparameter):
 
     def allowed(self) -> str:
         return f"a number in {self.valid}"
+
+
+_NON_FINITE = {"nan", "inf", "infinity"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -258,8 +287,9 @@ ALL_FOLDS = "all"
 
 @dataclass(frozen=True, kw_only=True)
 class FoldHyperparameter(Hyperparameter):
-    """`all` (train on the full prepared set) or a fold index; the upper bound comes from the data."""
+    """`all` (train on the full prepared set) or a fold index; the data's fold count is checked later."""
 
+    max_index: int
     tunable = False
 
     def parse(self, raw: Any) -> int | str:
@@ -267,13 +297,18 @@ class FoldHyperparameter(Hyperparameter):
             return ALL_FOLDS
         if isinstance(raw, bool):
             raise self._fail(raw, "is a boolean")
-        try:
-            value = int(_unquote(str(raw)))
-        except ValueError:
-            raise self._fail(raw, "is neither 'all' nor a fold index") from None
+        if isinstance(raw, numbers.Integral):
+            value = int(raw)
+        else:
+            text = _unquote(str(raw))
+            if not re.fullmatch(r"[+-]?[0-9]+", text):
+                raise self._fail(raw, "is neither 'all' nor a fold index")
+            value = int(text)
         if value < 0:
             raise self._fail(raw, "is negative")
+        if value > self.max_index:
+            raise self._fail(raw, "out of range")
         return value
 
     def allowed(self) -> str:
-        return "'all' or a fold index 0..k-1"
+        return f"'all' or a fold index 0..k-1, at most {self.max_index}"

@@ -8,7 +8,6 @@ and a registry can show the CV score without loading the model.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +19,7 @@ import pandas as pd
 import warmcv
 from warmcv.data.schema import FeatureSchema
 from warmcv.errors import UserInputError
+from warmcv.files import atomic_path
 
 MODEL_FILE = "model.txt"
 METADATA_FILE = "model.json"
@@ -53,9 +53,8 @@ class ModelMetadata:
 
 
 def _write_atomically(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        write(tmp)
 
 
 def save_model(directory: Path, booster: lgb.Booster, metadata: ModelMetadata) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from warmcv.data.io import read_table
 from warmcv.errors import UserInputError
+from warmcv.files import atomic_path
 from warmcv.model.artifacts import OutputKind, TrainedModel
 
 
@@ -41,7 +41,6 @@ def predict_file(model: TrainedModel, source: Path | str, destination: Path | st
     rows = read_table(Path(source))
     predictions = with_id_columns(model.predict(rows, output=output), rows, model.metadata.id_columns, str(source))
     destination.parent.mkdir(parents=True, exist_ok=True)
-    tmp = destination.with_name(f".{destination.name}.tmp")
-    predictions.to_csv(tmp, index=False)
-    os.replace(tmp, destination)
+    with atomic_path(destination) as tmp:
+        predictions.to_csv(tmp, index=False)
     return len(predictions)

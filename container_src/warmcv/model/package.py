@@ -7,12 +7,12 @@ same places (a SageMaker Model, the registry, `warmcv serve`) without repacking.
 
 from __future__ import annotations
 
-import os
 import tarfile
 from pathlib import Path
 
 from warmcv.data.manifest import file_sha256
 from warmcv.errors import UserInputError
+from warmcv.files import atomic_path
 from warmcv.model.artifacts import METADATA_FILE, MODEL_FILE
 
 ARCHIVE_NAME = "model.tar.gz"
@@ -25,11 +25,9 @@ def package_model(model_dir: Path, archive: Path) -> str:
         if not (model_dir / required).is_file():
             raise UserInputError(f"cannot package {model_dir}: {required} is missing")
     archive.parent.mkdir(parents=True, exist_ok=True)
-    tmp = archive.with_name(f".{archive.name}.tmp")
-    with tarfile.open(tmp, "w:gz") as tar:
+    with atomic_path(archive) as tmp, tarfile.open(tmp, "w:gz") as tar:
         for path in sorted(p for p in model_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
             tar.add(path, arcname=path.relative_to(model_dir).as_posix(), recursive=False)
-    os.replace(tmp, archive)
     return file_sha256(archive)
 
 

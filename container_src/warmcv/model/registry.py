@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from warmcv.errors import UserInputError
+from warmcv.files import write_text_atomic
 from warmcv.settings.choices import APPROVAL_STATUSES
 
 REGISTRY_FILE = "registry.json"
@@ -50,6 +50,30 @@ def check_status(status: str) -> str:
     return status
 
 
+# What a user can do about a damaged registry file: it is theirs (it may hold other runs' models), so
+# warmcv never overwrites it; moved aside, a new one starts with the next registration.
+_REPAIR = "repair it, or move it aside (the next registration starts a new one)"
+# The fields every version has (what listing, approving and re-registering a run read).
+_VERSION_FIELDS = ("ModelPackageGroupName", "ModelPackageVersion", "ModelApprovalStatus", "CreationTime",
+                   "ModelDataUrl", "ModelMetrics", "Run")
+
+
+def _entry_problem(group: Any) -> str | None:
+    """What is wrong with one group of a registry file read from disk (edited by hand, say), or None."""
+    versions = group.get("versions") if isinstance(group, dict) else None
+    if not isinstance(versions, list):
+        return "has no list of versions"
+    for index, version in enumerate(versions):
+        if not isinstance(version, dict):
+            return f"has a version #{index + 1} that is not an object"
+        missing = [name for name in _VERSION_FIELDS if name not in version]
+        if missing:
+            return f"has a version #{index + 1} without {', '.join(missing)}"
+        if not isinstance(version["ModelPackageVersion"], int) or not isinstance(version["ModelMetrics"], dict):
+            return f"has a version #{index + 1} whose ModelPackageVersion or ModelMetrics is malformed"
+    return None
+
+
 class LocalModelRegistry:
     def __init__(self, path: Path | str):
         path = Path(path)
@@ -61,10 +85,16 @@ class LocalModelRegistry:
             return {"format_version": _FORMAT_VERSION, "groups": {}}
         try:
             data = json.loads(self.path.read_text())
-        except json.JSONDecodeError as error:
-            raise UserInputError(f"{self.path} is not a valid registry file: {error}") from None
-        if data.get("format_version") != _FORMAT_VERSION or not isinstance(data.get("groups"), dict):
-            raise UserInputError(f"{self.path} is not a warmcv registry (format {_FORMAT_VERSION})")
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise UserInputError(f"{self.path} is not a valid registry file: {error}; {_REPAIR}") from None
+        if (not isinstance(data, dict) or data.get("format_version") != _FORMAT_VERSION
+                or not isinstance(data.get("groups"), dict)):
+            raise UserInputError(f"{self.path} is not a warmcv registry (format {_FORMAT_VERSION}); {_REPAIR}")
+        for name, group in data["groups"].items():
+            problem = _entry_problem(group)
+            if problem is not None:
+                raise UserInputError(f"{self.path} is not a valid registry file: model group {name!r} {problem}; "
+                                     f"{_REPAIR}")
         return data
 
     def versions(self, group: str | None = None) -> list[dict[str, Any]]:
@@ -86,9 +116,7 @@ class LocalModelRegistry:
             fcntl.flock(lock, fcntl.LOCK_EX)
             data = self._load()
             yield data
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
-            tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-            os.replace(tmp, self.path)
+            write_text_atomic(self.path, json.dumps(data, indent=2, sort_keys=True))
 
     def register(self, group: str, *, model_data: Path, model_sha256: str, metrics: Mapping[str, Any],
                  hyperparameters: Mapping[str, str], run: Path, status: str = "PendingManualApproval",

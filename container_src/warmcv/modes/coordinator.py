@@ -25,6 +25,7 @@ from warmcv.declarations.metrics import (
     VALIDATION_SCORE,
     VALIDATION_SCORE_STD,
 )
+from warmcv.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 SUMMARY_FILE = "cv_summary.json"
@@ -61,7 +62,7 @@ def write_trial_outputs(summary: CrossValidationSummary, manifest: Manifest, dat
         write_parquet(frame, directory / OOF_FILE)
     importance = importance_summary(summary.folds)
     if importance is not None:
-        (directory / IMPORTANCE_FILE).write_text(json.dumps(importance, indent=2))
+        write_text_atomic(directory / IMPORTANCE_FILE, json.dumps(importance, indent=2))
 
 
 def track(summary: CrossValidationSummary, hps: HyperparameterValues, started_ms: int) -> None:

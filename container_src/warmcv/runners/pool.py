@@ -14,11 +14,13 @@ import logging
 import multiprocessing as mp
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,6 +63,44 @@ def _main_module_hidden() -> Iterator[None]:
         finally:
             main.__spec__ = spec
             main.__dict__.update(hidden)
+
+
+# multiprocessing reaps the fork server itself (os.waitpid on its pid); the Popen objects are kept so
+# that subprocess never reaps it first.
+_FORK_SERVERS: list[subprocess.Popen] = []
+_FORK_SERVER_LOCK = threading.Lock()
+
+
+def _spawn_in_own_process_group(path: str, args: list[str], passfds: Sequence[int]) -> int:
+    """multiprocessing.util.spawnv_passfds, but the new process leads a process group of its own."""
+    process = subprocess.Popen(args, executable=path, pass_fds=tuple(passfds), process_group=0)
+    _FORK_SERVERS.append(process)
+    return process.pid
+
+
+def ensure_fork_server() -> None:
+    """Start multiprocessing's fork server (if it is not running) outside the terminal's process group.
+
+    A terminal's Ctrl-C is a SIGINT to the whole foreground process group. The fork server ignores
+    SIGINT only once it has imported its preload modules (LightGBM, pandas: seconds), and a Ctrl-C
+    before that printed its KeyboardInterrupt traceback and killed it ("could not prestart a
+    worker"); a worker forked from it could be hit the same way before `worker_main` ignores SIGINT.
+    In a process group of its own, which its workers inherit, neither receives the terminal's
+    signals: the parent alone decides what a Ctrl-C stops (ignoring SIGINT in the parent while
+    spawning would do the same, but a Ctrl-C in that moment was lost, because other threads take the
+    signal and drop it). Nothing else changes: the server still exits when its parent does (its
+    "alive" pipe closes) and a worker when its connection closes.
+    """
+    from multiprocessing import forkserver, resource_tracker, util
+
+    resource_tracker.ensure_running()  # in the terminal's group as before: it ignores SIGINT itself
+    with _FORK_SERVER_LOCK:
+        spawn = util.spawnv_passfds
+        util.spawnv_passfds = _spawn_in_own_process_group
+        try:
+            forkserver.ensure_running()
+        finally:
+            util.spawnv_passfds = spawn
 
 
 def dataset_affinity(request: WorkRequest) -> Hashable:
@@ -124,6 +164,7 @@ class WarmWorkerPool:
         self.prestart = prestart
         self._context = mp.get_context("forkserver")
         self._context.set_forkserver_preload(_PRELOAD)
+        ensure_fork_server()
         self._lock = threading.Lock()
         self._queue: deque[_Job] = deque()
         self._pool: list[_Worker] = []
@@ -213,6 +254,7 @@ class WarmWorkerPool:
         parent, child = self._context.Pipe(duplex=True)
         process = self._context.Process(target=worker_main, name="warmcv-worker", daemon=True,
                                         args=(child, self.threads, self.max_datasets, self.dataset_dir))
+        ensure_fork_server()  # again: a server that died is started again the same way
         with _main_module_hidden():
             process.start()
         child.close()
@@ -313,8 +355,28 @@ class WarmWorkerPool:
                 self.crashes += 1
                 job.future.set_exception(WorkerCrashed(
                     f"worker process {worker.process.pid} died with exit code {code} while training fold "
-                    f"{job.request.fold}"))
+                    f"{job.request.fold}{_death_cause(code)}"))
         worker.conn.close()
+
+
+def _death_cause(exitcode: int | None) -> str:
+    """What a worker's exit code says about its death, for the trial's error message.
+
+    A negative exit code is the signal that ended the process (multiprocessing's convention). SIGKILL is
+    what Linux's out-of-memory killer sends, so that is the likely cause when nobody stopped the run.
+    """
+    if exitcode is None or exitcode >= 0:
+        return ""
+    try:
+        name = signal.Signals(-exitcode).name
+    except ValueError:
+        return ""
+    if name == "SIGKILL":
+        return (f" ({name}: killed from outside, most often by the kernel's out-of-memory killer; each worker "
+                "holds the data, so fewer --workers need less memory)")
+    if name in ("SIGSEGV", "SIGABRT", "SIGBUS", "SIGILL", "SIGFPE"):
+        return f" ({name}: a crash inside native code)"
+    return f" ({name})"
 
 
 def _shutdown(worker: _Worker) -> None:

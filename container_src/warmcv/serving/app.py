@@ -30,7 +30,7 @@ def create_app(model: TrainedModel, settings: ServeSettings) -> Flask:
     app = Flask("warmcv.serving")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes
     metadata = model.metadata
-    features = metadata.schema.names
+    schema = metadata.schema
     is_classifier = metadata.classes is not None
 
     @app.get("/ping")
@@ -47,10 +47,10 @@ def create_app(model: TrainedModel, settings: ServeSettings) -> Flask:
         started = time.perf_counter()
         request_fmt = codec.request_format(request.headers.get("Content-Type"))
         response_fmt = codec.response_format(request.headers.get("Accept"), request_fmt, settings.default_output)
-        body = request.get_data(cache=False)
+        body = _read_body(settings.max_payload_bytes)
         if not body.strip():
             raise UserInputError(f"empty request body: send rows as {codec.SUPPORTED}")
-        frame = codec.decode(body, request_fmt, features, metadata.target, metadata.id_columns)
+        frame = codec.decode(body, request_fmt, schema, metadata.target, metadata.id_columns)
         if frame.empty:  # a CSV header and no rows
             predictions = frame.iloc[:, :0]
         else:
@@ -74,11 +74,7 @@ def create_app(model: TrainedModel, settings: ServeSettings) -> Flask:
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_error: RequestEntityTooLarge) -> Response:
-        size = f"{request.content_length} bytes" if request.content_length is not None else "the body"
-        return _client_error(413, (
-            f"payload too large: {size} is over the limit of {settings.max_payload_mb} MB "
-            "(SAGEMAKER_MAX_PAYLOAD_IN_MB). Send fewer rows per request; for batch transform use "
-            "SplitType=Line with BatchStrategy=MultiRecord so SageMaker splits the input to fit MaxPayloadInMB."))
+        return _client_error(413, settings.payload_too_large(request.content_length))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
@@ -90,6 +86,29 @@ def create_app(model: TrainedModel, settings: ServeSettings) -> Flask:
         return _text(500, f"internal error: {type(error).__name__}: {error}")
 
     return app
+
+
+def _read_body(limit: int | None) -> bytes:
+    """The whole body, or a 413 when it is over `limit`: never the first `limit` bytes of a longer one.
+
+    With a Content-Length, Werkzeug refuses a body over the limit before reading it. A chunked body has
+    no length, and Werkzeug's limited stream just stops at the limit, so a chunked request over it was
+    answered 200 for its first rows only: here one byte past the limit is read to tell the two apart.
+    """
+    if limit is None or request.content_length is not None or "wsgi.input_terminated" not in request.environ:
+        return request.get_data(cache=False)
+    stream = request.environ["wsgi.input"]
+    chunks: list[bytes] = []
+    received = 0
+    while received <= limit:
+        chunk = stream.read(min(1 << 20, limit + 1 - received))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        received += len(chunk)
+    if received > limit:
+        raise RequestEntityTooLarge()
+    return b"".join(chunks)
 
 
 def _client_error(status: int, error: Exception | str) -> Response:

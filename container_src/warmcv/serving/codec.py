@@ -5,14 +5,13 @@ or one array in training order). Out, per the Accept header: the same two types,
 parameter choosing class probabilities or labels. docs/serving.md shows every case.
 
 Batch transform splits a file by line (SplitType=Line) into requests of up to MaxPayloadInMB, so only
-the first request of a CSV file with a header carries that header: the header is detected per request
-(the first row names every feature the model needs) unless the Content-Type says `header=present` or
-`header=absent`.
+the first request of a CSV file with a header carries that header: csv_header.py detects it per request
+by training's own header rule, unless the Content-Type says `header=present` or `header=absent`.
+json_lines.py reads JSON Lines.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Sequence
@@ -23,7 +22,10 @@ import numpy as np
 import pandas as pd
 from werkzeug.http import parse_accept_header, parse_options_header
 
+from warmcv.data.schema import FeatureSchema
 from warmcv.errors import UserInputError
+from warmcv.serving.csv_header import has_header, missing_columns, read_first_row
+from warmcv.serving.json_lines import decode_json_lines
 
 CSV = "text/csv"
 JSON_LINES = "application/jsonlines"
@@ -121,29 +123,28 @@ def _text(body: bytes, charset: str) -> str:
                              f"({body[error.start:error.start + 1]!r}) cannot be decoded") from None
 
 
-def _first_row(text: str) -> list[str]:
-    line = next(iter(io.StringIO(text)), "")
-    return next(csv.reader([line]), [])
-
-
-def decode_csv(body: bytes, fmt: RequestFormat, features: list[str], target: str | None = None,
+def decode_csv(body: bytes, fmt: RequestFormat, schema: FeatureSchema, target: str | None = None,
                id_columns: Sequence[str] = ()) -> pd.DataFrame:
     """CSV rows as a table. Without a header the rows hold exactly the model's features in order, or the
     model's ID columns first and then the features (the batch input's layout), and the IDs are ignored."""
-    text = _text(body, fmt.charset)
-    header = fmt.header
-    if header is None:
-        header = "present" if set(features) <= {cell.strip() for cell in _first_row(text)} else "absent"
+    data = _text(body, fmt.charset).encode("utf-8")
+    if fmt.header is None:
+        header = has_header(read_first_row(data), schema)
+    else:
+        header = fmt.header == "present"
     try:
-        # The same reader as training (pyarrow engine), so values are typed as they were at preparation.
-        frame = pd.read_csv(io.BytesIO(text.encode("utf-8")), engine="pyarrow",
-                            header=0 if header == "present" else None)
+        # The same reader as training (pyarrow engine), so values and names are read as they were at preparation.
+        frame = pd.read_csv(io.BytesIO(data), engine="pyarrow", header=0 if header else None)
     except Exception as error:  # noqa: BLE001 - any parser failure is a malformed body
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserInputError(f"cannot read the CSV body: {detail}") from None
-    if header == "present":
-        frame.columns = [str(c).strip() for c in frame.columns]
+    if header:
+        frame.columns = [str(c) for c in frame.columns]
+        problem = missing_columns(list(frame.columns), schema)
+        if problem:
+            raise UserInputError(f"CSV header: {problem}")
         return frame
+    features = schema.names
     if id_columns and frame.shape[1] == len(id_columns) + len(features):
         frame = frame.iloc[:, len(id_columns):]
     if frame.shape[1] != len(features):
@@ -162,42 +163,12 @@ def decode_csv(body: bytes, fmt: RequestFormat, features: list[str], target: str
     return frame
 
 
-def decode_jsonlines(body: bytes, fmt: RequestFormat, features: list[str],
-                     id_columns: Sequence[str] = ()) -> pd.DataFrame:
-    """One JSON object per line (by feature name; missing keys are missing values, other keys, such as the
-    model's ID columns, are ignored) or one array in order (the features, or the ID columns and the features)."""
-    records: list[dict[str, Any]] = []
-    for number, line in enumerate(_text(body, fmt.charset).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise UserInputError(f"JSON Lines: line {number} is not valid JSON: {error.msg} "
-                                 f"(column {error.colno})") from None
-        if isinstance(record, list):
-            if id_columns and len(record) == len(id_columns) + len(features):
-                record = record[len(id_columns):]
-            if len(record) != len(features):
-                raise UserInputError(
-                    f"JSON Lines: line {number} is an array of {len(record)} values; an array must hold exactly "
-                    f"the model's {len(features)} features in training order ({', '.join(features)}), "
-                    "or send an object keyed by feature name"
-                )
-            record = dict(zip(features, record, strict=True))
-        elif not isinstance(record, dict):
-            raise UserInputError(f"JSON Lines: line {number} is a {type(record).__name__}; each line must be a "
-                                 "JSON object keyed by feature name (or an array in training order)")
-        records.append(record)
-    # infer_objects: a column of JSON numbers becomes numeric, as it would be read from CSV.
-    return pd.DataFrame.from_records(records).infer_objects()
-
-
-def decode(body: bytes, fmt: RequestFormat, features: list[str], target: str | None = None,
+def decode(body: bytes, fmt: RequestFormat, schema: FeatureSchema, target: str | None = None,
            id_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """The request's rows; the model's ID columns, when sent, are not features and are ignored."""
     if fmt.media_type == CSV:
-        return decode_csv(body, fmt, features, target, id_columns)
-    return decode_jsonlines(body, fmt, features, id_columns)
+        return decode_csv(body, fmt, schema, target, id_columns)
+    return decode_json_lines(_text(body, fmt.charset), schema, id_columns)
 
 
 def _plain(value: Any) -> Any:

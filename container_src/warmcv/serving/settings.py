@@ -7,8 +7,8 @@ a message naming the variable, instead of a server that behaves differently from
 
 from __future__ import annotations
 
-import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,17 @@ MAX_PAYLOAD_MB_LIMIT = 100
 OUTPUT_KINDS = ("probabilities", "labels")
 # SageMaker waits up to 600 s for one /invocations answer (batch transform can be set higher).
 DEFAULT_TIMEOUT_SECONDS = 600
+# A request body that stops arriving for this long is answered 408 and its connection closed. SageMaker
+# sends bodies from the same network in milliseconds; this only frees the socket of a client that stalled.
+DEFAULT_BODY_TIMEOUT_SECONDS = 60
+# Upper bounds for the counts SageMaker leaves open (botocore's model gives MaxConcurrentTransforms only a
+# minimum): assumptions far above any instance's CPUs, so an absurd value fails the start by name instead
+# of planning a million threads or processes.
+MAX_CONCURRENCY = 4096
+MAX_WORKERS = 1024
+# A day: an assumption well above InvocationsTimeoutInSeconds, the longest SageMaker waits for one answer
+# (at most 3600 in botocore's model).
+MAX_TIMEOUT_SECONDS = 86400
 
 
 def usable_cpus() -> int:
@@ -33,17 +44,24 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _int_env(env: Mapping[str, str], name: str, low: int, high: int | None = None) -> int | None:
+def bounded_int(raw: str, low: int, high: int) -> int | None:
+    """`raw` as an integer from low to high, else None. Plain decimal digits only: int() would also
+    take '1_0' as 10, and digits of other scripts."""
+    text = raw.strip()
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
+def _int_env(env: Mapping[str, str], name: str, low: int, high: int) -> int | None:
     raw = env.get(name, "").strip()
     if not raw:
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value is None or value < low or (high is not None and value > high):
-        allowed = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
-        raise UserInputError(f"environment variable {name}={raw!r} is not valid (allowed: {allowed})")
+    value = bounded_int(raw, low, high)
+    if value is None:
+        raise UserInputError(f"environment variable {name}={raw!r} is not valid "
+                             f"(allowed: an integer from {low} to {high})")
     return value
 
 
@@ -56,14 +74,15 @@ class ServeSettings:
     concurrency: int = 1
     # gunicorn worker processes; each loads the model once and predicts with `predict_threads` threads.
     workers: int = 1
-    # Request threads per worker: enough for its share of the concurrency, plus one so /ping is
-    # answered while a long prediction runs (SageMaker gives /ping 2 s).
-    threads: int = 2
+    # Requests one worker predicts at once (its share of the concurrency). More wait, fully received, for
+    # a slot; /ping needs none (see gateway.py).
+    prediction_slots: int = 1
     predict_threads: int = 1
     # None: no limit (MaxPayloadInMB=0, chunked requests of any size).
     max_payload_mb: int | None = DEFAULT_MAX_PAYLOAD_MB
     default_output: str = "probabilities"
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
+    body_timeout_seconds: int = DEFAULT_BODY_TIMEOUT_SECONDS
 
     @property
     def max_payload_bytes(self) -> int | None:
@@ -79,23 +98,31 @@ class ServeSettings:
         port = port or _int_env(env, "SAGEMAKER_BIND_TO_PORT", 1, 65535) or DEFAULT_PORT
         payload = _int_env(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 0, MAX_PAYLOAD_MB_LIMIT)
         payload = DEFAULT_MAX_PAYLOAD_MB if payload is None else (payload or None)
-        concurrency = _int_env(env, "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", 1) or cpus
+        concurrency = _int_env(env, "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", 1, MAX_CONCURRENCY) or cpus
         # More processes than CPUs only adds memory: LightGBM prediction is CPU-bound. Extra concurrent
         # requests wait in a worker's threads instead.
-        workers = workers or _int_env(env, "SAGEMAKER_MODEL_SERVER_WORKERS", 1) or min(concurrency, cpus)
+        workers = workers or _int_env(env, "SAGEMAKER_MODEL_SERVER_WORKERS", 1, MAX_WORKERS) or min(concurrency, cpus)
         output = env.get("WARMCV_SERVE_OUTPUT", "").strip().lower() or "probabilities"
         if output not in OUTPUT_KINDS:
             raise UserInputError(f"environment variable WARMCV_SERVE_OUTPUT={output!r} is not valid "
                                  f"(allowed: {', '.join(OUTPUT_KINDS)})")
-        timeout = _int_env(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 1) or DEFAULT_TIMEOUT_SECONDS
+        timeout = _int_env(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 1, MAX_TIMEOUT_SECONDS) or DEFAULT_TIMEOUT_SECONDS
+        body_timeout = _int_env(env, "WARMCV_SERVE_BODY_TIMEOUT", 1, 3600) or DEFAULT_BODY_TIMEOUT_SECONDS
         if model_dir is None:
             model_dir = ContainerPaths.from_env().model_dir
         return cls(
             model_dir=Path(model_dir), host=host or "0.0.0.0", port=port, concurrency=concurrency,
-            workers=workers, threads=math.ceil(concurrency / workers) + 1,
+            workers=workers, prediction_slots=-(-concurrency // workers),
             predict_threads=max(1, cpus // workers), max_payload_mb=payload, default_output=output,
-            timeout_seconds=timeout,
+            timeout_seconds=timeout, body_timeout_seconds=body_timeout,
         )
+
+    def payload_too_large(self, size: int | None) -> str:
+        """The 413 message; `size` is the request's Content-Length, None for a chunked body."""
+        what = f"{size} bytes" if size is not None else f"a chunked body of more than {self.max_payload_bytes} bytes"
+        return (f"payload too large: {what} is over the limit of {self.max_payload_mb} MB "
+                "(SAGEMAKER_MAX_PAYLOAD_IN_MB). Send fewer rows per request; for batch transform use "
+                "SplitType=Line with BatchStrategy=MultiRecord so SageMaker splits the input to fit MaxPayloadInMB.")
 
     def execution_parameters(self) -> dict[str, object]:
         """What GET /execution-parameters returns: batch transform's defaults when the job sets none."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
+from warmcv.declarations.catalog import MAX_FOLDS as MAX_FOLDS  # re-exported: one bound for prepare and the settings
 from warmcv.declarations.catalog import MAX_KEEP_ALIVE_SECONDS
 
 Task = Literal["auto", "binary", "multiclass", "regression"]
@@ -19,5 +20,5 @@ APPROVAL_STATUSES: tuple[str, ...] = get_args(ApprovalStatus)
 SAMPLERS: tuple[str, ...] = get_args(Sampler)
 PREDICT_OUTPUTS: tuple[str, ...] = get_args(PredictOutput)
 
-MIN_FOLDS, MAX_FOLDS = 2, 100
+MIN_FOLDS = 2
 KEEP_ALIVE_RANGE = (0, MAX_KEEP_ALIVE_SECONDS)

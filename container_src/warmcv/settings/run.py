@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
 from warmcv.errors import UserInputError
+from warmcv.files import write_text_atomic
 from warmcv.settings.base import Settings
 from warmcv.settings.choices import (
     MAX_FOLDS,
@@ -94,6 +94,4 @@ class RunSettings(Settings):
         return cls.parse(data, str(path))
 
     def save(self, run_dir: Path) -> None:
-        tmp = run_dir / f".{SETTINGS_FILE}.tmp"
-        tmp.write_text(json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True))
-        os.replace(tmp, run_dir / SETTINGS_FILE)
+        write_text_atomic(run_dir / SETTINGS_FILE, json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True))

@@ -33,6 +33,7 @@ from urllib.parse import urlparse
 
 from warmcv.cv import CrossValidationSummary
 from warmcv.errors import UserInputError
+from warmcv.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -286,11 +287,8 @@ class MlflowStudy:
         self.client.set_terminated(self.run_id, status=status)
 
     def save_state(self, run_dir: Path) -> None:
-        path = run_dir / STATE_FILE
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps({"tracking_uri": self.tracking_uri, "experiment_id": self.experiment_id,
-                                   "run_id": self.run_id}, indent=2))
-        os.replace(tmp, path)
+        write_text_atomic(run_dir / STATE_FILE, json.dumps(
+            {"tracking_uri": self.tracking_uri, "experiment_id": self.experiment_id, "run_id": self.run_id}, indent=2))
 
 
 def saved_run_id(run_dir: Path, tracking_uri: str) -> str | None:

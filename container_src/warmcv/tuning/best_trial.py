@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from warmcv.cv import CrossValidationSummary
 from warmcv.cv.importance import importance_summary
 from warmcv.cv.oof import OOF_FILE, fold_predictions, read_prepared_columns, with_row_columns, write_parquet
 from warmcv.data.manifest import FOLD_COLUMN, Manifest
+from warmcv.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +92,8 @@ class BestTrialKeeper:
         table, marker = self._paths(trial.number)
         if predictions is not None:
             write_parquet(predictions, table)
-        tmp = marker.with_name(f".{marker.name}.tmp")
-        tmp.write_text(json.dumps({"value": value, "feature_importance": importance,
-                                   "predictions": predictions is not None}))
-        os.replace(tmp, marker)
+        write_text_atomic(marker, json.dumps({"value": value, "feature_importance": importance,
+                                              "predictions": predictions is not None}))
         self.kept[trial.number] = value
         for number, kept in list(self.kept.items()):
             if self._worse(kept, value):

@@ -14,8 +14,12 @@ import logging
 import math
 import os
 import platform
+import re
+import shutil
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,14 +29,22 @@ import warmcv
 from warmcv.cv import CrossValidationSummary, check_n_folds, final_fit_hyperparameters, train_and_save
 from warmcv.data.manifest import MANIFEST_FILE, PreparedData, read_manifest
 from warmcv.data.prepare import prepare
-from warmcv.declarations import parse_hyperparameters
-from warmcv.errors import StopRequested, UserInputError
+from warmcv.declarations import SearchSpace, parse_hyperparameters
+from warmcv.errors import FoldFailed, StopRequested, StorageError, UserInputError
+from warmcv.files import check_writable_folder, storage_fault
 from warmcv.model.params import default_threads, training_setup
-from warmcv.settings.run import RunSettings
+from warmcv.settings.run import SETTINGS_FILE, RunSettings
 from warmcv.tuning.best_trial import BestTrialKeeper
-from warmcv.tuning.search import CV_ATTR, HYPERPARAMETERS_ATTR, Search, SearchOutcome, TrialReport
+from warmcv.tuning.search import CV_ATTR, HYPERPARAMETERS_ATTR, Search, SearchFailed, SearchOutcome, TrialReport
 from warmcv.tuning.space import describe, fit_to_data, make_sampler, ordered_sampler, space_from_description
-from warmcv.tuning.study import STUDY_FILE, counted_trials, open_study, recover_interrupted, run_lock
+from warmcv.tuning.study import (
+    STUDY_FILE,
+    counted_trials,
+    open_study,
+    recover_interrupted,
+    retried_numbers,
+    run_lock,
+)
 from warmcv.tuning.tracking import RunTracking
 
 log = logging.getLogger(__name__)
@@ -104,34 +116,70 @@ class Run:
         return prepared
 
     def execute(self) -> RunResult:
+        """Run (or resume) the whole pipeline. Faults of the machine (a full disk, a read-only folder) and a
+        stop during start-up end it with one line that says how to continue; our own bugs keep their traceback.
+        With MLflow tracking, the parent run ends as the run did (KILLED on a stop, FAILED on an error);
+        --resume marks it running again."""
+        check_writable_folder(self.run_dir, "run folder")
         self._tracking: RunTracking | None = None
         try:
             return self._execute()
         except BaseException as error:
-            if self._tracking is not None:  # the parent run ends as the run did; --resume marks it running again
-                self._tracking.end("KILLED" if isinstance(error, (StopRequested, KeyboardInterrupt)) else "FAILED")
+            if self._tracking is not None:
+                stopped = isinstance(error, (StopRequested, KeyboardInterrupt, _StartupInterrupted))
+                self._tracking.end("KILLED" if stopped else "FAILED")
+            return self._explain(error)
+
+    def _explain(self, error: BaseException) -> RunResult:
+        """Re-raise `error` as the one-line message a user can act on (see `execute`)."""
+        try:
+            raise error
+        except _StartupInterrupted as interrupt:
+            if os.path.isfile(self.run_dir / SETTINGS_FILE):
+                raise StopRequested(f"{interrupt} during start-up, before any trial; nothing is lost. Continue "
+                                    f"with: warmcv run --resume {self.run_dir}") from None
+            raise StopRequested(f"{interrupt} during start-up; nothing was written") from None
+        except StorageError as fault:
+            raise StorageError(f"{fault}; {self._how_to_continue()}") from None
+        except (UserInputError, FoldFailed):
             raise
+        except Exception as other:
+            fault = storage_fault(other, self.run_dir)
+            if fault is None:
+                raise
+            raise StorageError(f"{fault}; {self._how_to_continue()}") from None
+
+    def _how_to_continue(self) -> str:
+        if os.path.isfile(self.run_dir / SETTINGS_FILE):
+            return f"once that is fixed, continue with: warmcv run --resume {self.run_dir} (nothing finished is lost)"
+        return "once that is fixed, run again"
 
     def _execute(self) -> RunResult:
         from warmcv.runners.pool import WarmWorkerPool
 
         total_started = time.monotonic()
         s = self.settings
-        with run_lock(self.run_dir), contextlib.ExitStack() as stack:
+        startup = _StartupSignals()
+        with startup.installed(), run_lock(self.run_dir), contextlib.ExitStack() as stack:
+            if self.stop is not None and self.stop.is_set():
+                raise _StartupInterrupted("stop requested")
             if not self.resume:
                 # A folder whose run never reached the search (bad settings, say) may be reused as is.
                 if (self.run_dir / STUDY_FILE).exists():
                     raise UserInputError(f"{self.run_dir} already holds a run: continue it with "
                                          f"`warmcv run --resume {self.run_dir}` or choose another --out")
                 s.save(self.run_dir)
+            space = self._space()
             workers = s.workers or default_threads()
             threads = max(1, default_threads() // workers)
             # Started before preparing, so the workers' start-up (imports) overlaps with the preparation.
-            pool = stack.enter_context(WarmWorkerPool(workers=workers, threads=threads, prestart=True,
-                                                      dataset_dir=self.run_dir / DATASETS_DIR))
+            # Shielded: a stop may not land between starting the pool and registering it for closing.
+            with startup.shielded():
+                pool = stack.enter_context(WarmWorkerPool(workers=workers, threads=threads, prestart=True,
+                                                          dataset_dir=self.run_dir / DATASETS_DIR))
             prepared = self._prepared()
             manifest = read_manifest(prepared)
-            space, fitted = fit_to_data(space_from_description(s.space), s.fit_to_data,
+            space, fitted = fit_to_data(space, s.fit_to_data,
                                         manifest.smallest_training_set)
             for name, change in fitted.items():
                 self.on_stage(f"{name}: searching {change['fitted'][0]}..{change['fitted'][1]} instead of "
@@ -164,6 +212,7 @@ class Run:
             search = Search(study, space, s.fixed, prepared, manifest, pool, trials=s.trials, parallel=parallel,
                             timeout=s.timeout, stop=self.stop, on_trial=self.on_trial,
                             observers=[keeper, *([tracking] if tracking else [])], sample=ordered_sampler(space))
+            startup.finish()  # from here a stop ends the search cleanly (the caller's handler): trials are kept
             outcome = search.run()
             pool_stats = {"workers": workers, "threads_per_worker": threads, "parallel_trials": parallel,
                           "worker_processes_started": pool.started_workers, "worker_crashes": pool.crashes}
@@ -175,9 +224,9 @@ class Run:
                     f"trial is saved. Continue with: warmcv run --resume {self.run_dir}"
                 )
             self._check_stop("before the final fit")
-            if outcome.completed == 0:
-                raise UserInputError(f"no trial completed ({outcome.failed} failed); see {self.run_dir / STUDY_FILE} "
-                                     "or the errors above")
+            if outcome.completed == 0 and outcome.failed == 0:
+                raise UserInputError(f"no trial completed; continue with: warmcv run --resume {self.run_dir}")
+            check_search_health(study, outcome, s.trials, self.run_dir)
             pool_stats["fitted_to_data"] = fitted
             report = self._finish(study, manifest, prepared, setup, outcome, pool_stats, total_started, space,
                                   keeper, tracking)
@@ -194,6 +243,24 @@ class Run:
     def experiment_name(self) -> str:
         """The MLflow experiment: the one asked for, else the model group's name (one experiment per model)."""
         return self.settings.mlflow_experiment or self.model_group
+
+    def _space(self) -> SearchSpace:
+        """The saved search space, checked entry by entry: a run.json edited by hand names the bad entry."""
+        where = self.run_dir / SETTINGS_FILE
+        for name, spec in self.settings.space.items():
+            try:
+                space_from_description({name: spec})
+            except (UserInputError, KeyError, TypeError, ValueError, AttributeError) as error:
+                detail = str(error)
+                if isinstance(error, KeyError):
+                    detail = ("not a hyperparameter warmcv declares" if error.args == (name,)
+                              else f"missing {error}")
+                raise UserInputError(f"invalid run settings in {where}: space.{name} = {spec!r}: {detail}") from None
+        try:
+            parse_hyperparameters({**self.settings.fixed, "mode": "coordinator"})
+        except UserInputError as error:
+            raise UserInputError(f"invalid run settings in {where}: fixed: {error}") from None
+        return space_from_description(self.settings.space)
 
     def _finish(self, study: Any, manifest: Any, prepared: Path, setup: Any, outcome: SearchOutcome,
                 pool_stats: dict[str, Any], total_started: float, space: Any, keeper: BestTrialKeeper,
@@ -243,9 +310,13 @@ class Run:
         registry_report: dict[str, Any] = {"path": str(registry.path), "group": group, "registered": False,
                                            "forced": False, "refused": refusal}
         if refusal is None or s.force_register:
-            entry = registry.register(group, model_data=archive, model_sha256=sha, metrics=metrics,
-                                      hyperparameters=final_hps, run=self.run_dir, status=s.approval,
-                                      description=f"warmcv run, trial #{best.number} of {s.trials}")
+            try:
+                entry = registry.register(group, model_data=archive, model_sha256=sha, metrics=metrics,
+                                          hyperparameters=final_hps, run=self.run_dir, status=s.approval,
+                                          description=f"warmcv run, trial #{best.number} of {s.trials}")
+            except UserInputError as error:  # a damaged registry file: the model is built, only its entry is missing
+                raise UserInputError(f"the model is built ({archive}) but could not be registered: {error}; then "
+                                     f"continue with: warmcv run --resume {self.run_dir}") from None
             registry_report.update(version=entry["ModelPackageVersion"], status=entry["ModelApprovalStatus"],
                                    registered=True, forced=refusal is not None)
         else:
@@ -260,7 +331,14 @@ class Run:
         elif s.predict:
             started = time.monotonic()
             path = self.run_dir / PREDICTIONS_FILE
-            rows = predict_file(TrainedModel.load(model_dir), s.predict, path, output=s.predict_output)  # type: ignore[arg-type]
+            try:
+                rows = predict_file(TrainedModel.load(model_dir), s.predict, path,
+                                    output=s.predict_output)  # type: ignore[arg-type]
+            except UserInputError as error:  # e.g. the file to predict was moved or changed during the search
+                raise UserInputError(
+                    f"the model is built and registered ({archive}, {group} version "
+                    f"{entry['ModelPackageVersion']}), but predicting {s.predict} failed: {error}. Predict another "
+                    f"file with: warmcv run --resume {self.run_dir} --predict FILE") from None
             self.timings.measure("predict", started)
             predictions = {"source": s.predict, "path": str(path), "rows": rows, "output": s.predict_output}
 
@@ -342,3 +420,125 @@ def _version(package: str) -> str | None:
         return version(package)
     except PackageNotFoundError:
         return None
+
+
+def check_search_health(study: Any, outcome: SearchOutcome, budget: int, run_dir: Path) -> None:
+    """Refuse to build a model on a search in which more trials failed than completed.
+
+    The rule: failed trials (those counted against the budget; interrupted-and-rerun ones are not)
+    may not outnumber the completed ones. Why a majority: trials fail one by one for reasons of their
+    own (a combination LightGBM cannot score), which costs a few; when most fail, the cause is the
+    run's (a damaged file, a crashing or memory-starved worker, a broken environment), the "best"
+    trial is the best of a small and possibly skewed remainder, and the completed trials may have
+    been touched by the same cause. Such a run used to end with exit 0 ("2 completed, 4 failed"),
+    registered and all. Now it stops before the final fit with a non-zero exit, the failures' causes
+    and how to continue: the finished trials stay in the study, and a resume with a larger budget
+    runs the trials the failures cost.
+    """
+    if outcome.failed <= outcome.completed:
+        return
+    from collections import Counter
+
+    from optuna.trial import TrialState
+
+    from warmcv.tuning.search import ERROR_ATTR
+
+    retried = retried_numbers(study)
+    # Grouped without the process ids, which differ from one crash to the next.
+    causes = Counter(re.sub(r"worker process \d+", "a worker process",
+                            _first_line(t.user_attrs.get(ERROR_ATTR, "no error recorded")))
+                     for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.number not in retried)
+    shown = "; ".join(f"{cause} (x{count})" if count > 1 else cause for cause, count in causes.most_common(3))
+    raise SearchFailed(
+        f"{outcome.failed} of {outcome.completed + outcome.failed} trials failed, more than completed, so no model "
+        f"was built on this search. The failures: {shown}. The finished trials are kept in {run_dir / STUDY_FILE}; "
+        f"once the cause is fixed, continue with: warmcv run --resume {run_dir} --trials {budget + outcome.failed}")
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+@contextlib.contextmanager
+def new_run_folder(run_dir: Path, *, resume: bool) -> Iterator[None]:
+    """A run folder that this invocation creates is removed again if it ends before run.json is in it.
+
+    So a run folder either resumes or is absent: run.json is what makes a folder a run (--resume reads
+    it), and once it is written the folder is kept whatever happens next, because a resume redoes only
+    what is missing, the preparation included. Before it, the folder holds at most a lock file, an
+    example's hold-out rows or a DataFrame's copy: nothing to resume, only something to trip over (the
+    next run in it, or a user who takes it for a run). A folder that existed before is left alone.
+    """
+    created = not resume and not os.path.lexists(run_dir)
+    try:
+        yield
+    except BaseException:
+        if created and not os.path.isfile(Path(run_dir) / SETTINGS_FILE):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+class _StartupInterrupted(KeyboardInterrupt):
+    """A SIGINT or SIGTERM before the search started (its text is the signal's name)."""
+
+
+class _StartupSignals:
+    """How a run answers SIGINT/SIGTERM before its search starts: at once, in one line.
+
+    The caller's handler (tuning.search.stop_flag_on_signals) only sets a flag that the search looks
+    at, which is right once trials are running but left a Ctrl-C during a long preparation waiting
+    for it. During start-up there is nothing to finish, so the first signal raises at once (the
+    pool, the lock and any half-written file are cleaned up on the way out) and later ones are
+    ignored while that happens. Inside `shielded()` a signal waits until the block ends, and after
+    `finish()` every signal goes to the caller's handler.
+    """
+
+    def __init__(self) -> None:
+        self._previous: dict[int, Any] = {}
+        self._shielded = 0
+        self._pending: str | None = None
+        self._raised = False
+        self._finished = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self._finished:
+            previous = self._previous.get(signum)
+            if callable(previous):
+                previous(signum, frame)
+            elif previous == signal.SIG_DFL and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
+        if self._raised:
+            return  # already stopping
+        name = signal.Signals(signum).name
+        if self._shielded:
+            self._pending = name
+            return
+        self._raised = True
+        raise _StartupInterrupted(name)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers can only be set in the main thread; the caller's flag still works
+            return
+        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, previous in self._previous.items():
+                signal.signal(s, previous)
+
+    @contextlib.contextmanager
+    def shielded(self) -> Iterator[None]:
+        self._shielded += 1
+        try:
+            yield
+        finally:
+            self._shielded -= 1
+        if self._pending is not None and not self._shielded and not self._raised:
+            self._raised = True
+            raise _StartupInterrupted(self._pending)
+
+    def finish(self) -> None:
+        self._finished = True

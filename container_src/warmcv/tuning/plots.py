@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from warmcv.files import atomic_path
 from warmcv.tuning.report import ranked
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,15 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(plt: Any, fig: Any, path: Path) -> None:
+    """Under a temporary name first: a full disk must not leave a truncated PNG that looks like a plot."""
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
 
 
 def optimization_history(records: Sequence[Mapping[str, Any]], metric: str, maximize: bool, path: Path) -> None:
@@ -52,8 +62,7 @@ def optimization_history(records: Sequence[Mapping[str, Any]], metric: str, maxi
     ax.legend(loc="lower right" if maximize else "upper right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def fold_spread(records: Sequence[Mapping[str, Any]], metric: str, maximize: bool, path: Path) -> None:
@@ -78,8 +87,7 @@ def fold_spread(records: Sequence[Mapping[str, Any]], metric: str, maximize: boo
     ax.set_title("Per-fold spread of the top trials")
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def param_importances(importances: Mapping[str, float], path: Path) -> None:
@@ -91,8 +99,7 @@ def param_importances(importances: Mapping[str, float], path: Path) -> None:
     ax.set_title("Hyperparameter importances")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 TOP_FEATURES = 30

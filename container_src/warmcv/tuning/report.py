@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from warmcv.cv import CrossValidationSummary
+from warmcv.files import write_text_atomic
 from warmcv.tuning.search import CV_ATTR, ERROR_ATTR, HYPERPARAMETERS_ATTR
 from warmcv.tuning.study import retried_numbers
 
@@ -60,9 +60,7 @@ def ranked(records: Sequence[Mapping[str, Any]], maximize: bool) -> list[Mapping
 
 
 def write_report(path: Path, report: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2, sort_keys=False, default=_jsonable, allow_nan=False))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(report, indent=2, sort_keys=False, default=_jsonable, allow_nan=False))
 
 
 def _jsonable(value: Any) -> Any:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from warmcv.errors import UserInputError
+from warmcv.files import storage_fault
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +57,83 @@ def open_study(run_dir: Path, direction: str, sampler: Any, create: bool) -> Any
     """Create the run's study, or load it (create=False) to resume."""
     import optuna
 
-    url = storage_url(run_dir)
+    path = run_dir / STUDY_FILE
     if create:
         run_dir.mkdir(parents=True, exist_ok=True)
-        return optuna.create_study(storage=url, study_name=STUDY_NAME, sampler=sampler,
-                                   direction=direction.lower(), load_if_exists=False)
-    if not (run_dir / STUDY_FILE).is_file():
+        _create_study_file(path, direction)
+    elif not path.is_file():
         raise UserInputError(f"nothing to resume in {run_dir}: it has no {STUDY_FILE}")
-    study = optuna.load_study(storage=url, study_name=STUDY_NAME, sampler=sampler)
+    check_study_file(path)
+    try:
+        study = optuna.load_study(storage=storage_url(run_dir), study_name=STUDY_NAME, sampler=sampler)
+    except KeyError:  # Optuna's "Record does not exist."
+        raise UserInputError(f"cannot resume {run_dir}: {path} holds no warmcv study (no study named "
+                             f"{STUDY_NAME!r}); {_START_AGAIN}") from None
     if study.direction.name.lower() != direction.lower():
         created = study.direction.name.lower()
         raise UserInputError(f"the study in {run_dir} was created to {created}, not to {direction}")
     return study
+
+
+_START_AGAIN = ("its finished trials cannot be read: restore study.db from a backup, or start the run again in "
+                "another folder")
+
+
+def _create_study_file(path: Path, direction: str) -> None:
+    """Create the study under a temporary name and rename it into place once complete.
+
+    Creating a study is several commits (the schema, the study, its direction); a Ctrl-C or a full disk
+    between them used to leave a study.db that made the folder look like a run and could not be resumed.
+    """
+    import optuna
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+        leftover.unlink(missing_ok=True)
+    try:
+        storage = optuna.storages.RDBStorage(f"sqlite:///{tmp.resolve()}")
+        try:
+            optuna.create_study(storage=storage, study_name=STUDY_NAME, direction=direction.lower())
+        finally:
+            storage.engine.dispose()  # no connection may hold the file while it is renamed
+        os.replace(tmp, path)
+    except BaseException:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+            leftover.unlink(missing_ok=True)
+        raise
+
+
+def check_study_file(path: Path) -> None:
+    """Refuse a study.db that is empty, not SQLite, damaged or not a study, before Optuna touches it.
+
+    Optuna would create its tables in an empty file and then fail with KeyError('Record does not
+    exist.'), and answer a damaged one with SQLAlchemy's DatabaseError or its own StorageInternalError
+    ("exceeding max length"). The connection is a normal (writable) one on purpose: a study.db left
+    mid-commit by a killed run has a hot journal that SQLite must roll back when it is opened.
+    """
+    import sqlite3
+
+    if path.stat().st_size == 0:
+        raise UserInputError(f"cannot resume {path.parent}: {path} is empty; {_START_AGAIN}")
+    try:
+        connection = sqlite3.connect(path)
+        try:
+            check = [row[0] for row in connection.execute("PRAGMA quick_check").fetchall()]
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        fault = storage_fault(error, path)  # a full disk or a read-only folder is not a damaged study
+        if fault is not None:
+            raise fault from None
+        raise UserInputError(f"cannot resume {path.parent}: {path} is not a readable SQLite database "
+                             f"({error}); {_START_AGAIN}") from None
+    if check != ["ok"]:
+        raise UserInputError(f"cannot resume {path.parent}: {path} is damaged (SQLite's check: {check[0]}); "
+                             f"{_START_AGAIN}")
+    if not {"studies", "trials"} <= tables:
+        raise UserInputError(f"cannot resume {path.parent}: {path} is an SQLite database but not an Optuna "
+                             f"study; {_START_AGAIN}")
 
 
 def _retry(study: Any, trial: Any) -> bool:
