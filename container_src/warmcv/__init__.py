@@ -18,7 +18,7 @@ checks every import, those inside functions included:
     foundation  errors interrupts files clock logs openmp contract declarations settings training_service
     data        data model examples
     cv          cv
-    runners     aws runners
+    runners     aws runners tracking
     modes       modes tuning serving
     simulation  simulation
     api         launcher api

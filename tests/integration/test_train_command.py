@@ -14,7 +14,11 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import psutil
+import pytest
+from sklearn.metrics import roc_auc_score
 
 from tests.conftest import bin_path, leaf_descendants, subprocess_env, wait_for_training_processes
 from warmcv.declarations import VALIDATION_SCORE
@@ -40,6 +44,11 @@ def test_worker_trains_one_fold(contract_dir, prepared_census):
     assert (base / "model/model.txt").read_text().startswith("tree")
     assert (base / "output/success").exists() and not (base / "output/failure").exists()
     assert not list(base.rglob("*.pkl")) and not list(base.rglob("*.pickle"))
+    # What the coordinator reads besides the scores: the fold's importances and its validation predictions.
+    assert metrics["splits"] > 0 and sum(metrics["feature_importance"]["split"].values()) == metrics["splits"]
+    assert set(metrics["feature_importance"]["gain"]) == {f["name"] for f in model["features"]}
+    predictions = np.load(base / "output/data/validation_predictions.npy", allow_pickle=False)
+    assert predictions.shape == (metrics["n_valid"],) and ((predictions > 0) & (predictions < 1)).all()
 
 
 def test_worker_trains_the_full_set(contract_dir, prepared_census):
@@ -64,6 +73,41 @@ def test_coordinator_logs_the_tuner_lines_and_writes_the_summary(contract_dir, p
     assert len(summary["folds"]) == 3 and summary["n_folds"] == 3
     assert (base / "model/cv_summary.json").exists()
     assert "fold_runner=auto picked local" in result.stdout + result.stderr
+    # The trial's out-of-fold predictions and importances travel in its output (the tuner's best job carries them).
+    oof = pd.read_parquet(base / "output/data/oof_predictions.parquet")
+    manifest = json.loads((prepared_census / "manifest.json").read_text())
+    assert len(oof) == manifest["rows"] and list(oof.columns) == ["income", "fold", "probability_<=50K",
+                                                                  "probability_>50K"]
+    for fold in summary["folds"]:
+        rows = oof[oof["fold"] == fold["fold"]]
+        assert len(rows) == fold["n_valid"]
+        assert roc_auc_score(rows["income"] == ">50K", rows["probability_>50K"]) == pytest.approx(
+            fold["validation_score"], abs=1e-12)
+    importance = json.loads((base / "output/data/feature_importance.json").read_text())
+    assert importance["folds"] == [0, 1, 2] and len(importance["features"]) == len(manifest["schema"])
+
+
+def test_coordinator_logs_its_trial_to_mlflow_when_the_environment_names_a_tracking_uri(contract_dir,
+                                                                                        prepared_census, tmp_path,
+                                                                                        monkeypatch):
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    store = (tmp_path / "mlruns").as_uri()
+    base = contract_dir({"mode": "coordinator", "num_boost_round": "10"}, {"train": prepared_census})
+    env = subprocess_env(SAGEMAKER_BASE_DIR=str(base), SM_STUDIO_LOCAL_MODE="true",
+                         SAGEMAKER_TRAINING_MODULE="warmcv.modes.entry:train", MLFLOW_TRACKING_URI=store,
+                         MLFLOW_EXPERIMENT_NAME="coordinators", MLFLOW_ALLOW_FILE_STORE="true")
+    result = subprocess.run([bin_path("train")], env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    client = MlflowClient(store)
+    experiment = client.get_experiment_by_name("coordinators")
+    runs = client.search_runs([experiment.experiment_id])
+    [parent] = [r for r in runs if r.data.tags.get("warmcv.role") == "study"]
+    [trial] = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    summary = json.loads((base / "output/data/cv_summary.json").read_text())
+    assert trial.data.metrics["auc_cv_mean"] == summary["validation_mean"]
+    assert trial.data.tags["warmcv.best"] == "true" and trial.data.params["num_boost_round"] == "10"
 
 
 def test_bad_hyperparameter_fails_the_job_with_a_clean_reason(contract_dir, prepared_census):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from warmcv.cv import CrossValidationSummary
 from warmcv.settings.choices import Splitter, Task
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -24,13 +27,18 @@ class CrossValidationResult:
     train_scores: list[float]
     best_iterations: list[int]
     summary: CrossValidationSummary
+    # Every row predicted by the fold model that did not train on it (ID columns, target, fold, predictions),
+    # in the data's row order; and each feature's gain and split count, mean and std across folds.
+    oof_predictions: pd.DataFrame | None = field(default=None, repr=False)
+    feature_importance: pd.DataFrame | None = field(default=None, repr=False)
 
     @classmethod
-    def from_summary(cls, summary: CrossValidationSummary) -> CrossValidationResult:
+    def from_summary(cls, summary: CrossValidationSummary, oof_predictions: pd.DataFrame | None = None,
+                     feature_importance: pd.DataFrame | None = None) -> CrossValidationResult:
         folds = sorted(summary.folds, key=lambda r: r.fold)
         return cls(summary.metric, summary.direction, summary.validation_mean, summary.validation_std,
                    [r.validation_score for r in folds], [r.train_score for r in folds],
-                   [r.best_iteration for r in folds], summary)
+                   [r.best_iteration for r in folds], summary, oof_predictions, feature_importance)
 
     def __repr__(self) -> str:
         return (f"CrossValidationResult({self.metric} {self.mean:.6f} +/- {self.std:.6f} over "
@@ -40,7 +48,8 @@ class CrossValidationResult:
 def cross_validate(data: Any, target: str, *, params: Mapping[str, Any] | None = None, folds: int = 5,
                    task: Task = "auto", splitter: Splitter = "auto", group_column: str | None = None,
                    time_column: str | None = None, categorical: Sequence[str] | None = None,
-                   drop: Sequence[str] = (), split_seed: int = 0, workers: int | None = None) -> CrossValidationResult:
+                   drop: Sequence[str] = (), id_columns: Sequence[str] = (), split_seed: int = 0,
+                   workers: int | None = None) -> CrossValidationResult:
     """Cross-validate one combination of LightGBM hyperparameters.
 
     `data` is a DataFrame or a CSV/Parquet path. The folds are those `warmcv prepare` makes (stratified
@@ -51,7 +60,10 @@ def cross_validate(data: Any, target: str, *, params: Mapping[str, Any] | None =
     Folds train in parallel in warm worker processes (`workers`, default one per core).
     """
     from warmcv.api.inputs import data_path
+    from warmcv.api.tune import importance_frame
     from warmcv.cv import cross_validate as run_folds
+    from warmcv.cv.importance import importance_summary
+    from warmcv.cv.oof import oof_frame
     from warmcv.data.manifest import read_manifest
     from warmcv.data.prepare import prepare
     from warmcv.declarations import parse_hyperparameters
@@ -62,7 +74,7 @@ def cross_validate(data: Any, target: str, *, params: Mapping[str, Any] | None =
 
     options = PrepareOptions(target=target, folds=folds, task=task, splitter=splitter, group_column=group_column,
                              time_column=time_column, categorical=tuple(categorical) if categorical else None,
-                             drop=tuple(drop), seed=split_seed)
+                             drop=tuple(drop), id_columns=tuple(id_columns), seed=split_seed)
     hps = parse_hyperparameters({**(params or {}), "mode": "coordinator"})
     with tempfile.TemporaryDirectory(prefix="warmcv-cv-") as scratch:
         source = data_path(data, Path(scratch))
@@ -74,4 +86,5 @@ def cross_validate(data: Any, target: str, *, params: Mapping[str, Any] | None =
         with WarmWorkerPool(workers=n_workers, threads=max(1, cores // n_workers),
                             dataset_dir=Path(scratch) / ".datasets") as pool:
             summary = run_folds(LocalFoldRunner(prepared, pool=pool), hps, manifest)
-    return CrossValidationResult.from_summary(summary)
+        oof = oof_frame(summary.folds, manifest, prepared)  # read before the scratch folder goes
+    return CrossValidationResult.from_summary(summary, oof, importance_frame(importance_summary(summary.folds)))

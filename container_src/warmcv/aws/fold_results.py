@@ -16,7 +16,7 @@ import tarfile
 from collections.abc import Mapping
 from typing import Any
 
-from warmcv.cv import METRICS_FILE, FoldResult
+from warmcv.cv import METRICS_FILE, PREDICTIONS_FILE, VALIDATION_PREDICTIONS, FoldResult
 from warmcv.declarations import parse_hyperparameters
 from warmcv.declarations.metrics import FOLD_TRAINING_SCORE, FOLD_VALIDATION_SCORE
 
@@ -32,15 +32,37 @@ def output_archive_uri(description: Mapping[str, Any]) -> str:
     return f"{output_path}/{description['TrainingJobName']}/output/output.tar.gz"
 
 
-def metrics_from_archive(archive: bytes) -> dict[str, Any]:
-    """metrics.json out of output.tar.gz (gzip or plain tar); KeyError if it is not there."""
+def _member(archive: bytes, name: str) -> bytes:
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as tar:
         for member in tar.getmembers():
-            if member.isfile() and member.name.lstrip("./") == METRICS_FILE:
+            if member.isfile() and member.name.lstrip("./") == name:
                 handle = tar.extractfile(member)
                 if handle is not None:
-                    return json.loads(handle.read().decode("utf-8"))
-    raise KeyError(f"{METRICS_FILE} is not in the archive")
+                    return handle.read()
+    raise KeyError(f"{name} is not in the archive")
+
+
+def metrics_from_archive(archive: bytes) -> dict[str, Any]:
+    """metrics.json out of output.tar.gz (gzip or plain tar); KeyError if it is not there."""
+    return json.loads(_member(archive, METRICS_FILE).decode("utf-8"))
+
+
+def summary_from_archive(archive: bytes) -> dict[str, Any]:
+    """metrics.json, with the fold's validation predictions added when the archive has them (a fold job of
+    this warmcv writes them; one of an older image does not, and its trial then has no out-of-fold predictions)."""
+    summary = metrics_from_archive(archive)
+    try:
+        raw = _member(archive, PREDICTIONS_FILE)
+    except KeyError:
+        return summary
+    import numpy as np
+
+    try:
+        summary[VALIDATION_PREDICTIONS] = np.load(io.BytesIO(raw), allow_pickle=False)
+    except ValueError as error:
+        log.warning("%s in the fold's output is not readable (%s); the trial keeps no out-of-fold predictions",
+                    PREDICTIONS_FILE, error)
+    return summary
 
 
 def result_from_metrics(summary: Mapping[str, Any], fold: int, **extra: Any) -> FoldResult:

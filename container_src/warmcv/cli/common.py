@@ -41,7 +41,10 @@ def add_prepare_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--time-column", help="order rows by this column and validate forward (TimeSeriesSplit)")
     group.add_argument("--categorical", help="comma-separated columns to treat as categorical "
                                              "(default: every non-numeric column)")
-    group.add_argument("--drop", help="comma-separated columns to leave out of the features (IDs, leaks)")
+    group.add_argument("--drop", help="comma-separated columns to leave out of the features (leaks, junk)")
+    group.add_argument("--id-column", action="append", metavar="COLUMN",
+                       help="a row identifier (repeatable): not a feature, checked unique, and the first column(s) "
+                            "of predictions and out-of-fold predictions")
     group.add_argument("--split-seed", type=int, default=0, help="seed of the fold assignment (default 0)")
 
 
@@ -54,5 +57,5 @@ def prepare_options_from(args: argparse.Namespace, target: str) -> PrepareOption
     return PrepareOptions(
         target=target, folds=args.folds, task=args.task, splitter=args.splitter, group_column=args.group_column,
         time_column=args.time_column, categorical=columns(args.categorical), drop=columns(args.drop) or (),
-        seed=args.split_seed,
+        id_columns=tuple(args.id_column or ()), seed=args.split_seed,
     )

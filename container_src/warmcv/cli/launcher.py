@@ -30,6 +30,9 @@ _OVERRIDES: tuple[tuple[str, str | None, str, dict[str, Any]], ...] = (
     ("--target", "prepare", "target", {}),
     ("--folds", "prepare", "folds", {"type": int, "metavar": "K"}),
     ("--task", "prepare", "task", {}),
+    ("--id-columns", "prepare", "id_columns", {"metavar": "NAMES",
+                                                "help": "comma-separated row identifiers: not features; batch "
+                                                        "transform joins them to the predictions"}),
     ("--processing-instance-type", "prepare", "instance_type", {}),
     ("--strategy", "tuning", "strategy", {"help": "Bayesian (default), Random, Hyperband, Grid"}),
     ("--parallel-trials", "tuning", "parallel_trials", {"type": int, "metavar": "M"}),
@@ -46,6 +49,9 @@ _OVERRIDES: tuple[tuple[str, str | None, str, dict[str, Any]], ...] = (
     ("--transform-instance-type", "transform", "instance_type", {}),
     ("--name", "pipeline", "name", {"help": "pipeline name"}),
     ("--model-package-group", "pipeline", "model_package_group", {}),
+    ("--mlflow-tracking-server-arn", "mlflow", "tracking_server_arn",
+     {"help": "the coordinators log their trials to this SageMaker MLflow tracking server"}),
+    ("--mlflow-experiment", "mlflow", "experiment", {"help": "MLflow experiment (default: the pipeline name)"}),
 )
 SDK_MISSING = ('this command needs the SageMaker Python SDK v3, which is not installed here; install the launcher '
                'extra: pip install "warmcv[launcher]"')

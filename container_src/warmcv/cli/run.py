@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 # Options of a new run that a resume must not be given (the run folder's run.json decides them).
 _NEW_RUN_ONLY = ("data", "target", "example", "config", "search", "set", "exclude", "sampler", "seed", "out",
                  "registry", "model_group", "folds", "task", "splitter", "group_column", "time_column",
-                 "categorical", "drop", "split_seed")
+                 "categorical", "drop", "split_seed", "id_column", "mlflow", "mlflow_experiment", "no_mlflow")
+# `warmcv run`'s exit status when the run finished but its model was not registered (no better than constant).
+NOT_REGISTERED = 3
 _CONFIG_KEYS = {"trials", "parallel", "workers", "timeout", "sampler", "seed", "search", "set", "exclude"}
 EXAMPLE_HOLDOUT = "example_holdout.csv"
 
@@ -63,7 +65,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     output.add_argument("--model-group", help="registry model group (default: <data file>-<target>)")
     output.add_argument("--approval", choices=APPROVAL_STATUSES, default=None,
                         help="approval status of the registered model (default PendingManualApproval)")
+    output.add_argument("--force-register", action="store_true", default=None,
+                        help="register (and predict with) the best model even if it is no better than the constant "
+                             "model (by default such a model is not registered and the exit status is 3)")
     output.add_argument("--no-progress", action="store_true", help="one log line per trial instead of a progress bar")
+    tracking = run.add_argument_group("tracking")
+    tracking.add_argument("--mlflow", metavar="URI",
+                          help="log the study to MLflow: a parent run, a nested run per trial (default: "
+                               "$MLFLOW_TRACKING_URI if set); e.g. http://127.0.0.1:5000, sqlite:///mlflow.db, "
+                               "file:///abs/mlruns, or a SageMaker tracking server ARN")
+    tracking.add_argument("--mlflow-experiment", metavar="NAME",
+                          help="MLflow experiment (default: the model group's name)")
+    tracking.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow, even if "
+                                                                   "MLFLOW_TRACKING_URI is set")
     add_prepare_options(run)
     # The parser itself, so a resume can tell which new-run options were actually given.
     run.set_defaults(handler=_run, run_parser=run)
@@ -165,8 +179,20 @@ def settings_from_args(args: argparse.Namespace, out: Path) -> RunSettings:
         timeout=pick("timeout", None), sampler=pick("sampler", "tpe"), seed=pick("seed", 0), predict=predict,
         predict_output=args.predict_output or "probabilities", registry=args.registry,
         model_group=args.model_group or ("census-income-example" if args.example else None),
-        approval=args.approval or "PendingManualApproval",
+        approval=args.approval or "PendingManualApproval", force_register=bool(args.force_register),
+        mlflow_tracking_uri=tracking_uri(args.mlflow, off=args.no_mlflow), mlflow_experiment=args.mlflow_experiment,
     )
+
+
+def tracking_uri(given: str | None, off: bool = False) -> str | None:
+    """--mlflow URI, else $MLFLOW_TRACKING_URI (MLflow's own variable), unless tracking is turned off."""
+    import os
+
+    if off:
+        if given:
+            raise UserInputError("--mlflow and --no-mlflow contradict each other; give one")
+        return None
+    return given or os.environ.get("MLFLOW_TRACKING_URI") or None
 
 
 def _check_predict_source(path: Path | None) -> None:
@@ -207,6 +233,12 @@ def _run(args: argparse.Namespace) -> int:
         result = _run_in(run_dir, args)
     print()
     print(summary_table(result.report))
+    registry = result.report["registry"]
+    if not registry["registered"]:
+        print(f"warmcv: not registered: {registry['refused']}; the run folder keeps the model and report "
+              f"(resume with --force-register to register it: warmcv run --resume {run_dir} --force-register)",
+              file=sys.stderr)
+        return NOT_REGISTERED
     return 0
 
 
@@ -223,7 +255,8 @@ def _run_in(run_dir: Path, args: argparse.Namespace) -> Any:
         _check_predict_source(args.predict)
         settings = resume_settings(RunSettings.load(run_dir), trials=args.trials, parallel=args.parallel,
                                    workers=args.workers, timeout=args.timeout, predict=args.predict,
-                                   predict_output=args.predict_output, approval=args.approval)
+                                   predict_output=args.predict_output, approval=args.approval,
+                                   force_register=args.force_register)
     else:
         settings = settings_from_args(args, run_dir)
     progress = TrialProgress(bar=not args.no_progress and sys.stderr.isatty())

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 # Lazy, so that code needing only the data types (the SageMaker runner, the planner) does not import
 # LightGBM and pandas through this package.
 _EXPORTS = {
-    "METRICS_FILE": "folds", "FoldResult": "folds", "FoldTask": "folds",
+    "METRICS_FILE": "folds", "PREDICTIONS_FILE": "folds", "VALIDATION_PREDICTIONS": "folds", "FoldExtras": "folds",
+    "FoldResult": "folds", "FoldTask": "folds",
     "FoldRunner": "runner",
     "CrossValidationSummary": "summary",
     "NOT_FORWARDED": "crossval", "check_n_folds": "crossval", "cross_validate": "crossval",
@@ -23,7 +24,8 @@ _EXPORTS = {
     "metrics_document": "fold_outputs", "save_outcome": "fold_outputs", "train_and_save": "fold_outputs",
 }
 __all__ = [
-    "METRICS_FILE", "NOT_FORWARDED", "CrossValidationSummary", "FoldResult", "FoldRunner", "FoldTask",
+    "METRICS_FILE", "NOT_FORWARDED", "PREDICTIONS_FILE", "VALIDATION_PREDICTIONS", "CrossValidationSummary",
+    "FoldExtras", "FoldResult", "FoldRunner", "FoldTask",
     "check_n_folds", "cross_validate", "final_fit_hyperparameters", "fold_tasks", "metrics_document",
     "save_outcome", "train_and_save",
 ]
@@ -31,7 +33,7 @@ __all__ = [
 if TYPE_CHECKING:
     from warmcv.cv.crossval import NOT_FORWARDED, check_n_folds, cross_validate, final_fit_hyperparameters, fold_tasks
     from warmcv.cv.fold_outputs import metrics_document, save_outcome, train_and_save
-    from warmcv.cv.folds import METRICS_FILE, FoldResult, FoldTask
+    from warmcv.cv.folds import METRICS_FILE, PREDICTIONS_FILE, VALIDATION_PREDICTIONS, FoldExtras, FoldResult, FoldTask
     from warmcv.cv.runner import FoldRunner
     from warmcv.cv.summary import CrossValidationSummary
 

@@ -11,11 +11,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from warmcv.cv.crossval import check_n_folds
-from warmcv.cv.folds import METRICS_FILE
+from warmcv.cv.folds import METRICS_FILE, PREDICTIONS_FILE
 from warmcv.data.manifest import Manifest, PreparedData
 from warmcv.declarations import ALL_FOLDS, HyperparameterValues
-from warmcv.files import write_text_atomic
+from warmcv.files import atomic_path, write_text_atomic
 from warmcv.model.artifacts import ModelMetadata, save_model
 from warmcv.model.params import TrainingSetup, training_setup
 from warmcv.model.training import FoldOutcome, fold_label, train_fold
@@ -30,7 +32,7 @@ def save_outcome(model_dir: Path, outcome: FoldOutcome, hps: HyperparameterValue
         classes=manifest.classes, features=manifest.schema.to_list(), params=setup.params,
         hyperparameters=hps.to_strings(), fold=outcome.fold, best_iteration=outcome.best_iteration,
         train_metrics=outcome.train_metrics, validation_metrics=outcome.validation_metrics,
-        data_sha256=manifest.data_sha256, cross_validation=cross_validation,
+        data_sha256=manifest.data_sha256, cross_validation=cross_validation, id_columns=list(manifest.id_columns),
     )
     save_model(model_dir, outcome.booster, metadata)
     return metadata
@@ -58,6 +60,11 @@ def train_and_save(data: PreparedData, hps: HyperparameterValues, model_dir: Pat
     save_outcome(model_dir, outcome, hps, setup, data.manifest, cross_validation)
     output_data_dir.mkdir(parents=True, exist_ok=True)
     document = json.dumps(metrics_document(outcome, setup, hps), indent=2, sort_keys=True)
+    if outcome.validation_prediction is not None:
+        # The fold's out-of-fold predictions, for the coordinator (written before metrics.json, which marks the
+        # output complete).
+        with atomic_path(output_data_dir / PREDICTIONS_FILE) as tmp, tmp.open("wb") as handle:
+            np.save(handle, np.asarray(outcome.validation_prediction, dtype=np.float64), allow_pickle=False)
     write_text_atomic(output_data_dir / METRICS_FILE, document)
     log.info("%s done in %.2f s: best iteration %d", fold_label(fold), outcome.seconds, outcome.best_iteration)
     return outcome

@@ -43,6 +43,15 @@ class CrossValidationSummary:
                    max(1, int(round(iterations.mean()))), list(results), runner, seconds, dict(hyperparameters))
 
     @property
+    def constant_model(self) -> bool | None:
+        """Every fold trained a constant model (no split in any tree), so the score says nothing about the
+        features; None when the folds did not count their splits (results from before warmcv did)."""
+        counts = [r.splits for r in self.folds]
+        if not counts or any(c is None for c in counts):
+            return None
+        return all(c == 0 for c in counts)
+
+    @property
     def fold_scores(self) -> list[float]:
         """Validation scores in fold order."""
         return [r.validation_score for r in sorted(self.folds, key=lambda r: r.fold)]

@@ -42,7 +42,7 @@ from warmcv.errors import UserInputError
 
 log = logging.getLogger(__name__)
 
-Role = Literal["feature", "categorical", "target", "group", "time"]
+Role = Literal["feature", "categorical", "target", "group", "time", "id"]
 
 # pyarrow's CSV inference order (pandas' reader uses it), without time32: see the module docstring.
 CSV_KINDS = ("int64", "bool", "date32", "timestamp", "float64")
@@ -439,7 +439,7 @@ def _resolve_text(scan: ColumnScan, role: Role, categorical_listed: bool, labels
     text = ColumnType(scan.name, _TEXT_DTYPE, "text")
     if role == "categorical":
         return Decision(text)
-    if role == "group":
+    if role in ("group", "id"):  # identifiers: a value that is not a number is a name, not a stray token
         return Decision(text)
     numbers, tokens = scan.numbers, scan.token_count
     few_tokens = not scan.many_tokens and len(scan.tokens) <= MAX_STRAY_TOKENS
@@ -532,10 +532,10 @@ def _resolve_parquet(scan: ColumnScan, role: Role, families: list[str], categori
                                  "read as numbers (true = 1, false = 0)")
         return decision
     if kinds <= {"int", "float", "decimal", "bool", "text"}:
-        if role == "group":
+        if role in ("group", "id"):
             return Decision(ColumnType(scan.name, _TEXT_DTYPE, "text"), [
-                f"group column {scan.name!r}: the parts disagree on its type ({_parts_note(scan)}); its values "
-                "are compared as text"])
+                f"{'ID' if role == 'id' else role} column {scan.name!r}: the parts disagree on its type "
+                f"({_parts_note(scan)}); its values are compared as text"])
         if role == "categorical":
             return Decision(ColumnType(scan.name, _TEXT_DTYPE, "text"))
         if scan.token_count == 0:

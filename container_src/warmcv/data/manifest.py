@@ -54,12 +54,22 @@ class Manifest:
     data_sha256: str
     group_column: str | None = None
     time_column: str | None = None
+    # Row identifiers kept beside the features in data.parquet (never trained on): predictions carry them.
+    id_columns: list[str] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
     warmcv_version: str = field(default="")
 
     @property
     def n_classes(self) -> int:
         return len(self.classes) if self.classes is not None else 0
+
+    @property
+    def smallest_training_set(self) -> int:
+        """Rows the smallest fold trains on (a fold's rows are held out; a forward fold trains on the blocks
+        before it, so fold 0 trains on block 0 alone)."""
+        if self.fold_kind == "forward":
+            return self.rows_per_fold[0]
+        return self.rows - max(self.rows_per_fold[: self.n_folds])
 
     def check_fold(self, fold: int | str) -> None:
         if fold == ALL_FOLDS:

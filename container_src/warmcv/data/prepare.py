@@ -194,10 +194,12 @@ def _check_options(options: PrepareOptions, columns: list[str]) -> None:
     if duplicated:
         raise UserInputError(f"column name(s) {', '.join(map(repr, duplicated))} appear more than once")
     _require_column(columns, options.target, "target")
-    roles = [("group", options.group_column), ("time", options.time_column), *(("drop", d) for d in options.drop)]
+    roles = [("group", options.group_column), ("time", options.time_column), *(("drop", d) for d in options.drop),
+             *(("ID", i) for i in options.id_columns)]
     for role, name in roles:
         if name:
             _require_column(columns, name, role)
+    _check_id_columns(options)
     features = _feature_names(columns, options)
     if not features:
         raise UserInputError("no feature columns left after removing the target, group, time and dropped columns")
@@ -207,8 +209,45 @@ def _check_options(options: PrepareOptions, columns: list[str]) -> None:
             raise UserInputError(f"categorical columns not among the features: {', '.join(unknown)}")
 
 
+def _check_id_columns(options: PrepareOptions) -> None:
+    """An ID column identifies rows and does nothing else: it cannot also be the target or another role."""
+    ids = options.id_columns
+    repeated = sorted({c for c in ids if ids.count(c) > 1})
+    if repeated:
+        raise UserInputError(f"ID column(s) {', '.join(map(repr, repeated))} given more than once")
+    for role, names in (("target", [options.target]), ("group", [options.group_column]),
+                        ("time", [options.time_column]), ("dropped", list(options.drop))):
+        both = [c for c in ids if c in names]
+        if both:
+            raise UserInputError(f"column {both[0]!r} cannot be both an ID column and the {role} column"
+                                 if role != "dropped" else
+                                 f"column {both[0]!r} is both an ID column and dropped (--drop); an ID column is "
+                                 "already left out of the features: give it once, as --id-column")
+
+
+def _check_ids_unique(ids: pd.DataFrame) -> None:
+    """Every row has an ID (all of its ID columns) and no two rows share one: predictions are joined back by it."""
+    for name in ids.columns:
+        missing = ids[name].isna().to_numpy()
+        if missing.any():
+            rows = ", ".join(str(i) for i in np.flatnonzero(missing)[:5])
+            raise UserInputError(f"ID column {name!r} has {int(missing.sum())} missing value(s), first at row(s) "
+                                 f"{rows}; every row needs an ID")
+    duplicated = ids.duplicated(keep=False).to_numpy()
+    if duplicated.any():
+        rows = np.flatnonzero(duplicated)
+        first = ids.iloc[rows[0]]
+        same = np.flatnonzero((ids == first).all(axis=1).to_numpy())
+        value = ", ".join(f"{name}={shown(first[name])}" for name in ids.columns)
+        what = "ID column" + ("s " if len(ids.columns) > 1 else " ") + ", ".join(map(repr, ids.columns))
+        raise UserInputError(
+            f"{what} must identify each row, but {len(rows)} rows share their ID with another row ({value} at rows "
+            f"{', '.join(str(r) for r in same[:5])}{', ...' if len(same) > 5 else ''}); fix the IDs, add the column "
+            "that tells those rows apart as another --id-column, or use --group-column for rows that belong together")
+
+
 def _feature_names(columns: list[str], options: PrepareOptions) -> list[str]:
-    excluded = {options.target, options.group_column, options.time_column, *options.drop}
+    excluded = {options.target, options.group_column, options.time_column, *options.drop, *options.id_columns}
     return [c for c in columns if c not in excluded]
 
 
@@ -222,6 +261,8 @@ def _roles(columns: list[str], options: PrepareOptions) -> dict[str, Role]:
         roles[options.time_column] = "time"
     if options.group_column:
         roles[options.group_column] = "group"
+    for name in options.id_columns:
+        roles[name] = "id"
     roles[options.target] = "target"
     return {name: roles[name] for name in columns if name in roles}
 
@@ -268,11 +309,18 @@ class _Collected:
     groups: pd.Series | None
     times: pd.Series | None
     distinct: dict[str, pd.Series]  # the distinct values of each categorical feature
+    ids: pd.DataFrame | None = None
+
+
+def _extra_columns(options: PrepareOptions) -> list[str]:
+    """The columns data.parquet keeps beside the features: target, group, time and IDs."""
+    return list(dict.fromkeys(c for c in (options.target, options.group_column, options.time_column,
+                                          *options.id_columns) if c))
 
 
 def _collect(parts: list[Path], columns: list[str], plan: _Plan, options: PrepareOptions,
              categorical: list[str]) -> _Collected:
-    extras = [c for c in (options.target, options.group_column, options.time_column) if c]
+    extras = _extra_columns(options)
     names = list(dict.fromkeys([*extras, *categorical]))
     pieces: dict[str, list[pd.Series]] = {name: [] for name in extras}
     distinct: dict[str, pd.Series] = {name: pd.Series([], dtype=plan.types[name].dtype) for name in categorical}
@@ -286,7 +334,8 @@ def _collect(parts: list[Path], columns: list[str], plan: _Plan, options: Prepar
     def whole(name: str | None) -> pd.Series | None:
         return pd.concat(pieces[name]).rename(name) if name else None
 
-    return _Collected(whole(options.target), whole(options.group_column), whole(options.time_column), distinct)
+    ids = pd.DataFrame({name: whole(name).to_numpy() for name in options.id_columns}) if options.id_columns else None
+    return _Collected(whole(options.target), whole(options.group_column), whole(options.time_column), distinct, ids)
 
 
 def _build_schema(features: list[str], plan: _Plan, categorical: list[str], collected: _Collected) -> FeatureSchema:
@@ -328,6 +377,8 @@ def prepare(source: Path | str, output: Path | str, options: PrepareOptions) -> 
     collected = _collect(parts, columns, plan, options, categorical)
     target = collected.target
     _check_target(target)
+    if collected.ids is not None:
+        _check_ids_unique(collected.ids)
     if rows < k:
         raise UserInputError(f"{k} folds need at least {k} rows, but the data has {rows}")
     task = infer_task(target, options.task)
@@ -361,7 +412,7 @@ def prepare(source: Path | str, output: Path | str, options: PrepareOptions) -> 
     manifest = Manifest(
         target=options.target, task=task, classes=classes, schema=schema, n_folds=k, splitter=splitter,
         fold_kind=fold_kind, seed=options.seed, rows=rows, rows_per_fold=rows_per_fold,
-        group_column=options.group_column, time_column=options.time_column,
+        group_column=options.group_column, time_column=options.time_column, id_columns=list(options.id_columns),
         source={"parts": [str(p.relative_to(source)) if source.is_dir() else p.name for p in list_parts(source)],
                 "sha256": source_fingerprint(source)},
         data_sha256=file_sha256(data_path),
@@ -415,7 +466,7 @@ def _warn_about_rows_order(features: list[str], scans: dict[str, ColumnScan]) ->
 def _write(parts: list[Path], columns: list[str], plan: _Plan, schema: FeatureSchema, options: PrepareOptions,
            fold: np.ndarray, positions: np.ndarray | None, data_path: Path) -> None:
     """Pass 3: every batch with the schema applied, its extra columns and folds, into data.parquet."""
-    extras = [c for c in (options.target, options.group_column, options.time_column) if c]
+    extras = _extra_columns(options)
     names = list(dict.fromkeys([*schema.names, *extras]))
     writer: PreparedDataWriter | None = None
     try:

@@ -89,6 +89,7 @@ class PrepareSection(PrepareOptions):
     seed: int = Field(0, ge=0, le=2**32 - 1, validation_alias=AliasChoices("split_seed", "seed"))
     categorical: Annotated[tuple[str, ...] | None, BeforeValidator(_comma_separated)] = None
     drop: Annotated[tuple[str, ...], BeforeValidator(_comma_separated)] = ()
+    id_columns: Annotated[tuple[str, ...], BeforeValidator(_comma_separated)] = ()
     instance_type: str = "ml.m5.xlarge"
     volume_size_gb: int = Field(30, ge=1)
 
@@ -129,6 +130,14 @@ class TransformSection(Settings):
     accept: str = "text/csv"
 
 
+class MlflowSection(Settings):
+    """Where the coordinators log their trials: a SageMaker managed MLflow tracking server (empty: no tracking)."""
+
+    what: ClassVar[str] = "config [mlflow]"
+    tracking_server_arn: str = ""  # arn:aws:sagemaker:<region>:<account>:mlflow-tracking-server/<name>
+    experiment: str = ""  # default: the pipeline name
+
+
 class PipelineSection(Settings):
     what: ClassVar[str] = "config [pipeline]"
     name: str = "warmcv"
@@ -153,6 +162,7 @@ class LauncherConfig:
     transform: TransformSection
     pipeline: PipelineSection
     hyperparameters: dict[str, str]  # static, validated strings (the user's, not the launcher-owned ones)
+    mlflow: MlflowSection = MlflowSection()
 
     # ---- derived values -------------------------------------------------------------------------------
     @property
@@ -216,11 +226,58 @@ class LauncherConfig:
     def uri(self, *parts: str) -> str:
         return "/".join([self.s3.root.rstrip("/"), *parts])
 
+    def coordinator_environment(self) -> dict[str, str]:
+        """The coordinators' environment: MLflow's own variables when [mlflow] names a tracking server (the
+        sagemaker-mlflow plugin in the image turns the ARN into signed requests)."""
+        if not self.mlflow.tracking_server_arn:
+            return {}
+        return {"MLFLOW_TRACKING_URI": self.mlflow.tracking_server_arn,
+                "MLFLOW_EXPERIMENT_NAME": self.mlflow.experiment or self.pipeline.name}
+
+    def transform_data_processing(self) -> dict[str, str] | None:
+        """The batch transform's DataProcessing when the data has ID columns (None without): the IDs (the
+        first columns of the batch input) are kept out of what the model sees and joined back to its output.
+
+        SageMaker's rules (developer guide, "Associate Prediction Results with Input Records"): a CSV row is
+        a JSON array (index paths only, negative indexes allowed); JoinSource=Input appends the model's
+        output to the original row, or puts it under SageMakerOutput in a JSON object; InputFilter and
+        OutputFilter are at most 63 characters (API reference, DataProcessing).
+        """
+        ids = list(self.prepare.id_columns)
+        if not ids:
+            return None
+        if media_type(self.transform.content_type) == "text/csv":
+            outputs = self.prediction_columns()
+            keep = [str(i) for i in range(len(ids))] + ([str(-i) for i in range(outputs, 0, -1)] if outputs else [])
+            return {"InputFilter": f"$[{len(ids)}:]", "JoinSource": "Input",
+                    "OutputFilter": f"$[{','.join(keep)}]" if outputs else "$"}
+        names = ",".join(f"'{name}'" for name in [*ids, "SageMakerOutput"])
+        return {"InputFilter": "$", "JoinSource": "Input", "OutputFilter": f"$[{names}]"}
+
+    def prediction_columns(self) -> int | None:
+        """Columns one prediction row has in CSV: 1 for values or labels, 2 for a binary task's probabilities;
+        None when it depends on the data (a multiclass task's probabilities: one per class)."""
+        task = self.prepare.task
+        if task == "auto":
+            task = "regression" if self.metric in ("rmse", "mae", "r2") else "auto"
+        if task == "regression" or "output=labels" in self.transform.accept.replace(" ", "").lower():
+            return 1
+        return 2 if task == "binary" else None
+
 
 SECTIONS: dict[str, type[Settings]] = {
     "aws": AwsSection, "s3": S3Section, "prepare": PrepareSection, "tuning": TuningSection,
-    "training": TrainingSection, "transform": TransformSection, "pipeline": PipelineSection,
+    "training": TrainingSection, "transform": TransformSection, "pipeline": PipelineSection, "mlflow": MlflowSection,
 }
+# SageMaker's tracking server ARN (CreateMlflowTrackingServer's TrackingServerArn).
+_TRACKING_SERVER_ARN = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-tracking-server/[a-zA-Z0-9-]{1,256}$")
+# DataProcessing's InputFilter and OutputFilter: at most 63 characters (API reference, DataProcessing).
+MAX_FILTER_CHARS = 63
+
+
+def media_type(value: str) -> str:
+    return value.split(";", 1)[0].strip().lower()
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -328,12 +385,28 @@ def _validate(config: LauncherConfig) -> None:
     for key in ("best_hyperparameters_lambda", "release_warm_pools_lambda"):
         value = getattr(config.pipeline, key)
         _require(p, bool(_LAMBDA_NAME.match(value)), f"pipeline.{key} {value!r} is not a Lambda function name")
+    arn = config.mlflow.tracking_server_arn
+    if arn:
+        _require(p, bool(_TRACKING_SERVER_ARN.match(arn)),
+                 f"mlflow.tracking_server_arn {arn!r} is not a SageMaker MLflow tracking server ARN "
+                 "(arn:aws:sagemaker:<region>:<account>:mlflow-tracking-server/<name>)")
+    if prep.id_columns and config.transform.enabled:
+        formats = {media_type(config.transform.content_type), media_type(config.transform.accept)}
+        _require(p, len(formats) == 1 and formats <= {"text/csv", "application/jsonlines"},
+                 f"prepare.id_columns: batch transform joins the IDs to the predictions only when transform."
+                 f"content_type and transform.accept are both text/csv or both application/jsonlines (got "
+                 f"{config.transform.content_type!r} and {config.transform.accept!r})")
     metric = config.hyperparameters.get("metric", "auto")
     if metric == "auto" and prep.task == "auto":
         p.append("set hyperparameters.metric (" + ", ".join(SCORING_METRICS) + ") or prepare.task: the tuner needs "
                  "the objective's direction before the data has been seen")
     if p:
         raise UserInputError("invalid launcher config: " + "; ".join(p))
+    processing = config.transform_data_processing() if config.transform.enabled else None
+    for key, value in (processing or {}).items():
+        if len(value) > MAX_FILTER_CHARS:
+            raise UserInputError(f"invalid launcher config: the batch transform's {key} {value!r} is over SageMaker's "
+                                 f"{MAX_FILTER_CHARS} characters; use fewer ID columns")
     # Validated through the declarations: ranges, and static values that must not also be tuned.
     config.coordinator_hyperparameters()
 

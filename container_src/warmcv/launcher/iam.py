@@ -3,7 +3,8 @@
 Four principals, each allowed only what its code calls, on the run's own resources:
 - `job-role` (aws.role_arn): every job's role, so also the coordinator's. Reads the data and writes under
   s3.root, pulls the image, writes logs, and, as coordinator, creates, describes, stops and tags its fold
-  jobs and passes itself to them (a fold job must have the coordinator's role to match its warm pool).
+  jobs and passes itself to them (a fold job must have the coordinator's role to match its warm pool); with
+  [mlflow], logs its trial to the tracking server (`sagemaker-mlflow:*` on that server only).
 - `pipeline-role` (aws.pipeline_role_arn): what SageMaker Pipelines does for each step type of the
   definition (STEP_ACTIONS), invoking the two Lambda functions, passing the job role.
 - `lambda-role` (aws.lambda_role_arn): the handlers' calls (best trial, warm-pool release) and their logs.
@@ -117,8 +118,18 @@ def image_repository_arn(config: LauncherConfig) -> str:
     return f"arn:{_partition(config)}:ecr:{region}:{account}:repository/{repository}"
 
 
+# The MLflow REST calls a coordinator makes through the sagemaker-mlflow plugin, on the tracking server it
+# names (Service Authorization Reference, "Actions, resources, and condition keys for Amazon SageMaker with
+# MLflow": every action takes the mlflow-tracking-server resource; developer guide, "Set up IAM permissions for
+# MLflow": grant sagemaker-mlflow actions to the role that calls the MLflow SDK).
+MLFLOW_ACTIONS = ("sagemaker-mlflow:*",)
+
+
 def job_role_policy(config: LauncherConfig) -> dict[str, Any]:
     arns = Arns(config)
+    tracking: list[dict[str, Any]] = []
+    if config.mlflow.tracking_server_arn:
+        tracking.append(_statement("CoordinatorLogsToMlflow", MLFLOW_ACTIONS, config.mlflow.tracking_server_arn))
     return _document(
         *_s3_read(arns, "ReadData", [config.s3.input, config.s3.batch_input, config.s3.prepared, config.s3.root]),
         _statement("WriteRunOutputs", ["s3:PutObject", "s3:AbortMultipartUpload"], arns.s3_object(config.s3.root)),
@@ -131,6 +142,7 @@ def job_role_policy(config: LauncherConfig) -> dict[str, Any]:
         _statement("CoordinatorWatchesFoldJobs", COORDINATOR_LIST_ACTIONS, "*"),
         _statement("CoordinatorPassesItsRole", ["iam:PassRole"], config.aws.role_arn,
                    {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
+        *tracking,
     )
 
 

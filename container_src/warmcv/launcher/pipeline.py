@@ -60,6 +60,8 @@ def prepare_arguments(config: LauncherConfig, folds: Any = None) -> list[Any]:
                           ("--categorical", ",".join(p.categorical or ())), ("--drop", ",".join(p.drop))):
         if value:
             args += [option, value]
+    for name in p.id_columns:
+        args += ["--id-column", name]
     return args
 
 
@@ -205,9 +207,13 @@ def build_pipeline(config: LauncherConfig, session: Any | None = None) -> Any:
             accept=config.transform.accept, output_path=run_uri("predictions"), sagemaker_session=session,
             base_transform_job_name="warmcv-predict",
         )
+        # With ID columns, SageMaker keeps them out of the model's input and joins them to its output.
+        processing = config.transform_data_processing() or {}
         step_predict = TransformStep(name=STEP_PREDICT, step_args=transformer.transform(
             data=config.s3.batch_input, content_type=config.transform.content_type,
-            split_type="Line", wait=False, logs=False), depends_on=[step_register])
+            split_type="Line", wait=False, logs=False, input_filter=processing.get("InputFilter"),
+            join_source=processing.get("JoinSource"), output_filter=processing.get("OutputFilter")),
+            depends_on=[step_register])
         registered.append(step_predict)
 
     # Registration (and predictions) only for a model whose CV mean beats the baseline, as the public

@@ -53,7 +53,8 @@ def _tags(role: str) -> list[dict[str, str]]:
 
 def trainer(config: LauncherConfig, session: Any, hyperparameters: dict[str, Any], keep_alive: int,
             base_job_name: str, output: str, tags: list[dict[str, str]] | None = None,
-            worker_metrics: bool = False, params: PipelineParameters | None = None) -> Any:
+            worker_metrics: bool = False, params: PipelineParameters | None = None,
+            environment: dict[str, str] | None = None) -> Any:
     """A ModelTrainer on the warmcv image (coordinator trials and the final training share the instance setup)."""
     from sagemaker.train import ModelTrainer
     from sagemaker.train.configs import Compute, OutputDataConfig, StoppingCondition
@@ -67,7 +68,7 @@ def trainer(config: LauncherConfig, session: Any, hyperparameters: dict[str, Any
         training_image=image, role=config.aws.role_arn, sagemaker_session=session, compute=compute,
         stopping_condition=StoppingCondition(max_runtime_in_seconds=config.training.max_runtime_seconds),
         output_data_config=OutputDataConfig(s3_output_path=output), hyperparameters=hyperparameters,
-        base_job_name=base_job_name, tags=tags, environment={},
+        base_job_name=base_job_name, tags=tags, environment=dict(environment or {}),
     )
     if worker_metrics:
         from sagemaker.train.configs import MetricDefinition
@@ -118,7 +119,7 @@ def tuner(config: LauncherConfig, session: Any, params: PipelineParameters | Non
     if params is not None:
         hyperparameters["n_folds"] = params.folds.to_string()
     trial = trainer(config, session, hyperparameters, keep_alive=0, base_job_name="warmcv-trial",
-                    output=config.uri("tuning"), params=params)
+                    output=config.uri("tuning"), params=params, environment=config.coordinator_environment())
     strategy_config = None
     if tuning.strategy == "Hyperband":
         strategy_config = HyperParameterTuningJobStrategyConfig(hyperband_strategy_config=HyperbandStrategyConfig(

@@ -42,6 +42,8 @@ class ModelMetadata:
     validation_metrics: dict[str, float]
     data_sha256: str
     cross_validation: dict[str, Any] | None = None
+    # Row identifiers of the training data (--id-column): never features; batch predictions carry them first.
+    id_columns: list[str] = field(default_factory=list)
     format_version: int = METADATA_VERSION
     warmcv_version: str = field(default_factory=lambda: warmcv.__version__)
 

@@ -41,10 +41,14 @@ import lightgbm as lgb
 import numpy as np
 
 from warmcv.data.manifest import PreparedData
+from warmcv.data.schema import FeatureSchema
 from warmcv.declarations import ALL_FOLDS, SCORING_METRICS, ScoringMetric
 from warmcv.errors import UserInputError
 from warmcv.model.dataset_store import DatasetStore, categorical_columns
 from warmcv.model.params import TrainingSetup
+
+# LightGBM's two importance types: the loss reduction a feature's splits bring, and how often it is split on.
+IMPORTANCE_TYPES = ("gain", "split")
 
 
 @dataclass
@@ -65,14 +69,25 @@ class FoldOutcome:
     n_valid: int
     seconds: float
     dataset_cached: bool
+    # Gain and split count of each feature (by its own name) over the model's trees: {"gain": {...}, "split": {...}}.
+    feature_importance: dict[str, dict[str, float]] = field(default_factory=dict)
+    # The validation rows' predictions (probabilities, or values), in the rows' order in the prepared data:
+    # the running predictions that scored the fold, kept for out-of-fold predictions. None without a validation set.
+    validation_prediction: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def splits(self) -> int:
+        """Splits in all of the model's trees: 0 is a constant model (every tree a single leaf)."""
+        return int(sum(self.feature_importance.get("split", {}).values()))
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready description (everything but the booster)."""
+        """JSON-ready description (everything but the booster and the predictions)."""
         return {
             "fold": self.fold, "best_iteration": self.best_iteration, "train_score": self.train_score,
             "validation_score": self.validation_score, "train_metrics": self.train_metrics,
             "validation_metrics": self.validation_metrics, "n_train": self.n_train, "n_valid": self.n_valid,
-            "seconds": self.seconds, "dataset_cached": self.dataset_cached,
+            "seconds": self.seconds, "dataset_cached": self.dataset_cached, "splits": self.splits,
+            "feature_importance": self.feature_importance,
         }
 
 
@@ -198,7 +213,19 @@ def train_fold(data: PreparedData, setup: TrainingSetup, fold: int | str,
         train_metrics=train_metrics, validation_metrics=validation_metrics,
         n_train=train.num_data(), n_valid=n_valid,
         seconds=time.perf_counter() - started, dataset_cached=cached,
+        feature_importance=feature_importance(booster, data.manifest.schema, best),
+        validation_prediction=valid_prediction,
     )
+
+
+def feature_importance(booster: lgb.Booster, schema: FeatureSchema, iteration: int) -> dict[str, dict[str, float]]:
+    """Gain and split count per feature over the first `iteration` trees (the model; later trees are early
+    stopping's patience), named as the user's columns, not the safe names LightGBM may train under."""
+    names = dict(zip(schema.lightgbm_names, schema.names, strict=True))
+    trained = [names.get(name, name) for name in booster.feature_name()]
+    return {kind: {name: float(value) for name, value in
+                   zip(trained, booster.feature_importance(importance_type=kind, iteration=iteration), strict=True)}
+            for kind in IMPORTANCE_TYPES}
 
 
 class _BestRoundPredictions:

@@ -2,17 +2,21 @@
 
 Runner-agnostic: it hands the folds to a `FoldRunner`, so the same code averages folds trained in
 local worker processes or in SageMaker training jobs. It prints exactly the lines the tuner's regex
-metric definitions read, plus the standard deviations, and writes a per-fold summary.
+metric definitions read, plus the standard deviations, and writes a per-fold summary, the trial's out-of-fold
+predictions and fold feature importances, and (with MLflow configured) logs the trial as a nested run.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 from warmcv.contract import ContainerPaths
 from warmcv.cv import CrossValidationSummary, FoldRunner, cross_validate
+from warmcv.cv.importance import importance_summary
+from warmcv.cv.oof import OOF_FILE, oof_frame, write_parquet
 from warmcv.data.manifest import Manifest
 from warmcv.declarations import HyperparameterValues
 from warmcv.declarations.metrics import (
@@ -21,9 +25,11 @@ from warmcv.declarations.metrics import (
     VALIDATION_SCORE,
     VALIDATION_SCORE_STD,
 )
+from warmcv.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 SUMMARY_FILE = "cv_summary.json"
+IMPORTANCE_FILE = "feature_importance.json"
 
 
 def metric_lines(summary: CrossValidationSummary) -> list[str]:
@@ -46,11 +52,40 @@ def report(summary: CrossValidationSummary) -> None:
              summary.validation_mean, summary.validation_std, summary.n_folds, summary.seconds, summary.runner)
 
 
+def write_trial_outputs(summary: CrossValidationSummary, manifest: Manifest, data_dir: Path, directory: Path) -> None:
+    """The trial's out-of-fold predictions and fold feature importances, so the tuner's best job carries them
+    (in its output.tar.gz). Folds of an image that sends no predictions leave the trial without them."""
+    frame = oof_frame(summary.folds, manifest, data_dir)
+    if frame is None:
+        log.warning("a fold sent no validation predictions (a fold job of an older image?): no %s", OOF_FILE)
+    else:
+        write_parquet(frame, directory / OOF_FILE)
+    importance = importance_summary(summary.folds)
+    if importance is not None:
+        write_text_atomic(directory / IMPORTANCE_FILE, json.dumps(importance, indent=2))
+
+
+def track(summary: CrossValidationSummary, hps: HyperparameterValues, started_ms: int) -> None:
+    """Log the trial to MLflow when the job's environment names a tracking server (the launcher's [mlflow]).
+    A tracking failure is a warning: the trial's score is already in the log for the tuner."""
+    try:
+        from warmcv.tracking.sagemaker import log_coordinator_trial
+
+        log_coordinator_trial(summary, summary.hyperparameters or hps.to_strings(), started_ms)
+    except Exception as error:  # noqa: BLE001 - the tuner reads the score from the log; MLflow is a copy
+        log.warning("MLflow: could not log this trial (%s: %s)", type(error).__name__, error)
+
+
 def run_coordinator(paths: ContainerPaths, hps: HyperparameterValues, runner: FoldRunner,
-                    manifest: Manifest) -> CrossValidationSummary:
-    """The coordinator inside a training job: cross-validate, log for the tuner, write the summary."""
+                    manifest: Manifest, data_dir: Path | None = None) -> CrossValidationSummary:
+    """The coordinator inside a training job: cross-validate, log for the tuner, write the summary, the
+    out-of-fold predictions and importances (with the prepared data at `data_dir`), and track the trial."""
+    started_ms = int(time.time() * 1000)
     summary = cross_validate(runner, hps, manifest)
     report(summary)
     # In the model dir too, so the tuner's best job's model.tar.gz carries its CV result for the next step.
     write_summary(summary, paths.output_data_dir, paths.model_dir)
+    if data_dir is not None:
+        write_trial_outputs(summary, manifest, data_dir, paths.output_data_dir)
+    track(summary, hps, started_ms)
     return summary

@@ -39,7 +39,7 @@ def dispatch(paths: ContainerPaths, hps: HyperparameterValues) -> None:
     manifest = read_manifest(data_dir)
     check_n_folds(hps, manifest)
     with select_runner(hps, paths, manifest, data_dir) as runner:
-        run_coordinator(paths, hps, runner, manifest)
+        run_coordinator(paths, hps, runner, manifest, data_dir)
 
 
 def failure_message(error: BaseException) -> str:

@@ -24,11 +24,14 @@ class LocalFoldRunner(FoldRunner):
     name = "local"
 
     def __init__(self, data_dir: Path | str, pool: WarmWorkerPool | None = None, n_folds: int | None = None,
-                 all_metrics: bool = True):
+                 all_metrics: bool = True, keep_predictions: bool = True):
         """`all_metrics=False` has the folds score the objective only, for a caller that reads nothing else
-        (the results' train_metrics and validation_metrics then hold just the objective)."""
+        (the results' train_metrics and validation_metrics then hold just the objective).
+        `keep_predictions` has each fold send back its validation rows' predictions (the results' extras),
+        for out-of-fold predictions: the running predictions the fold was scored with, no second pass."""
         self.data_dir = str(data_dir)
         self.all_metrics = all_metrics
+        self.keep_predictions = keep_predictions
         self._owns_pool = pool is None
         if pool is None:
             from warmcv.model.params import default_threads
@@ -46,7 +49,7 @@ class LocalFoldRunner(FoldRunner):
         submitted = time.monotonic()
         futures: list[Future] = [
             self.pool.submit(group, WorkRequest(self.data_dir, dict(task.hyperparameters), task.fold,
-                                                all_metrics=self.all_metrics))
+                                                all_metrics=self.all_metrics, keep_predictions=self.keep_predictions))
             for task in tasks
         ]
         # Short waits keep the main thread responsive to SIGTERM/Ctrl-C handlers.

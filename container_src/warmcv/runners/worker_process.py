@@ -15,6 +15,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from warmcv.cv.folds import VALIDATION_PREDICTIONS
 from warmcv.data.manifest import PreparedData, read_manifest
 from warmcv.declarations import parse_hyperparameters
 from warmcv.errors import UserInputError
@@ -31,6 +32,8 @@ class WorkRequest:
     model_dir: str | None = None  # where to save the model, if it is wanted
     # Every metric of the task, or only the objective for a caller that reads nothing else (the local search).
     all_metrics: bool = True
+    # Send back the validation rows' predictions (for out-of-fold predictions): one number per row and class.
+    keep_predictions: bool = False
 
 
 class WorkerState:
@@ -63,6 +66,8 @@ class WorkerState:
             save_outcome(Path(request.model_dir), outcome, hps, setup, data.manifest)
         summary = outcome.summary()
         summary["executor"] = f"pid {os.getpid()}"
+        if request.keep_predictions and outcome.validation_prediction is not None:
+            summary[VALIDATION_PREDICTIONS] = outcome.validation_prediction
         return summary
 
 

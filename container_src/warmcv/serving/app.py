@@ -50,7 +50,7 @@ def create_app(model: TrainedModel, settings: ServeSettings) -> Flask:
         body = _read_body(settings.max_payload_bytes)
         if not body.strip():
             raise UserInputError(f"empty request body: send rows as {codec.SUPPORTED}")
-        frame = codec.decode(body, request_fmt, schema, metadata.target)
+        frame = codec.decode(body, request_fmt, schema, metadata.target, metadata.id_columns)
         if frame.empty:  # a CSV header and no rows
             predictions = frame.iloc[:, :0]
         else:

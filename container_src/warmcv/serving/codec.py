@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,8 +123,10 @@ def _text(body: bytes, charset: str) -> str:
                              f"({body[error.start:error.start + 1]!r}) cannot be decoded") from None
 
 
-def decode_csv(body: bytes, fmt: RequestFormat, schema: FeatureSchema, target: str | None = None) -> pd.DataFrame:
-    """CSV rows as a table. Without a header the rows must hold exactly the model's features in order."""
+def decode_csv(body: bytes, fmt: RequestFormat, schema: FeatureSchema, target: str | None = None,
+               id_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """CSV rows as a table. Without a header the rows hold exactly the model's features in order, or the
+    model's ID columns first and then the features (the batch input's layout), and the IDs are ignored."""
     data = _text(body, fmt.charset).encode("utf-8")
     if fmt.header is None:
         header = has_header(read_first_row(data), schema)
@@ -142,24 +145,30 @@ def decode_csv(body: bytes, fmt: RequestFormat, schema: FeatureSchema, target: s
             raise UserInputError(f"CSV header: {problem}")
         return frame
     features = schema.names
+    if id_columns and frame.shape[1] == len(id_columns) + len(features):
+        frame = frame.iloc[:, len(id_columns):]
     if frame.shape[1] != len(features):
         hint = ""
         if frame.shape[1] == len(features) + 1:
             hint = (f" If the rows include the target column {target!r} or an ID, leave it out (batch transform: "
                     "DataProcessing.InputFilter, e.g. \"$[1:]\").") if target else ""
+        ids = (f", or {len(id_columns) + len(features)} with the ID column(s) {', '.join(id_columns)} first"
+               if id_columns else "")
         raise UserInputError(
             f"headerless CSV: expected {len(features)} columns (the model's features in training order: "
-            f"{', '.join(features)}), got {frame.shape[1]}. Send exactly these columns, or a header row "
+            f"{', '.join(features)}){ids}, got {frame.shape[1]}. Send exactly these columns, or a header row "
             f"naming them (with a header, extra columns are ignored).{hint}"
         )
     frame.columns = features
     return frame
 
 
-def decode(body: bytes, fmt: RequestFormat, schema: FeatureSchema, target: str | None = None) -> pd.DataFrame:
+def decode(body: bytes, fmt: RequestFormat, schema: FeatureSchema, target: str | None = None,
+           id_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """The request's rows; the model's ID columns, when sent, are not features and are ignored."""
     if fmt.media_type == CSV:
-        return decode_csv(body, fmt, schema, target)
-    return decode_json_lines(_text(body, fmt.charset), schema)
+        return decode_csv(body, fmt, schema, target, id_columns)
+    return decode_json_lines(_text(body, fmt.charset), schema, id_columns)
 
 
 def _plain(value: Any) -> Any:

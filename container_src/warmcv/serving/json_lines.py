@@ -12,6 +12,7 @@ string may hold U+2028 and other characters that Python's `splitlines` would cut
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -72,7 +73,9 @@ def _check_keys(record: dict[str, Any], features: tuple[str, ...], known: frozen
         )
 
 
-def decode_json_lines(text: str, schema: FeatureSchema) -> pd.DataFrame:
+def decode_json_lines(text: str, schema: FeatureSchema, id_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """The rows of a JSON Lines body. The model's ID columns are not features: as keys they are ignored like
+    any other key that is not a feature, and an array may hold them first, before the features."""
     features = tuple(schema.names)
     known = frozenset(features)
     columns: dict[str, list[Any]] = {name: [] for name in features}
@@ -82,6 +85,8 @@ def decode_json_lines(text: str, schema: FeatureSchema) -> pd.DataFrame:
             continue
         record = _parse(line, number)
         if isinstance(record, list):
+            if id_columns and len(record) == len(id_columns) + len(features):
+                record = record[len(id_columns):]
             if len(record) != len(features):
                 raise UserInputError(
                     f"JSON Lines: line {number} is an array of {len(record)} values; an array must hold exactly "

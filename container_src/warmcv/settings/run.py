@@ -38,6 +38,8 @@ class PrepareOptions(Settings):
     time_column: str | None = None
     categorical: tuple[str, ...] | None = None  # None: every non-numeric column
     drop: tuple[str, ...] = ()
+    # Row identifiers: not features, unique (together), and the first columns of predictions and OOF predictions.
+    id_columns: tuple[str, ...] = ()
     seed: int = Field(0, ge=0, le=2**32 - 1)  # scikit-learn's random_state range
 
     @field_validator("group_column", "time_column", mode="before")
@@ -68,6 +70,14 @@ class RunSettings(Settings):
     registry: str | None = None  # None: <run folder's parent>/registry
     model_group: str | None = None
     approval: ApprovalStatus = "PendingManualApproval"
+    # Register (and predict with) a best model even when it is no better than the constant model.
+    force_register: bool = False
+    # Hyperparameters whose default ranges are fitted to the training rows per fold once the data is prepared
+    # (the ones the user gave no range for); empty in run folders of earlier versions, which keep their space.
+    fit_to_data: tuple[str, ...] = ()
+    # MLflow: the tracking URI (None: no tracking) and the experiment (None: the model group's name).
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str | None = None
     format_version: int = RUN_FORMAT_VERSION
 
     @classmethod

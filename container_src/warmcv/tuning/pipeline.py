@@ -34,8 +34,9 @@ from warmcv.errors import FoldFailed, StopRequested, StorageError, UserInputErro
 from warmcv.files import check_writable_folder, storage_fault
 from warmcv.model.params import default_threads, training_setup
 from warmcv.settings.run import SETTINGS_FILE, RunSettings
+from warmcv.tuning.best_trial import BestTrialKeeper
 from warmcv.tuning.search import CV_ATTR, HYPERPARAMETERS_ATTR, Search, SearchFailed, SearchOutcome, TrialReport
-from warmcv.tuning.space import make_sampler, space_from_description
+from warmcv.tuning.space import describe, fit_to_data, make_sampler, ordered_sampler, space_from_description
 from warmcv.tuning.study import (
     STUDY_FILE,
     counted_trials,
@@ -44,6 +45,7 @@ from warmcv.tuning.study import (
     retried_numbers,
     run_lock,
 )
+from warmcv.tuning.tracking import RunTracking
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +117,23 @@ class Run:
 
     def execute(self) -> RunResult:
         """Run (or resume) the whole pipeline. Faults of the machine (a full disk, a read-only folder) and a
-        stop during start-up end it with one line that says how to continue; our own bugs keep their traceback."""
+        stop during start-up end it with one line that says how to continue; our own bugs keep their traceback.
+        With MLflow tracking, the parent run ends as the run did (KILLED on a stop, FAILED on an error);
+        --resume marks it running again."""
         check_writable_folder(self.run_dir, "run folder")
+        self._tracking: RunTracking | None = None
         try:
             return self._execute()
+        except BaseException as error:
+            if self._tracking is not None:
+                stopped = isinstance(error, (StopRequested, KeyboardInterrupt, _StartupInterrupted))
+                self._tracking.end("KILLED" if stopped else "FAILED")
+            return self._explain(error)
+
+    def _explain(self, error: BaseException) -> RunResult:
+        """Re-raise `error` as the one-line message a user can act on (see `execute`)."""
+        try:
+            raise error
         except _StartupInterrupted as interrupt:
             if os.path.isfile(self.run_dir / SETTINGS_FILE):
                 raise StopRequested(f"{interrupt} during start-up, before any trial; nothing is lost. Continue "
@@ -128,8 +143,8 @@ class Run:
             raise StorageError(f"{fault}; {self._how_to_continue()}") from None
         except (UserInputError, FoldFailed):
             raise
-        except Exception as error:
-            fault = storage_fault(error, self.run_dir)
+        except Exception as other:
+            fault = storage_fault(other, self.run_dir)
             if fault is None:
                 raise
             raise StorageError(f"{fault}; {self._how_to_continue()}") from None
@@ -164,6 +179,12 @@ class Run:
                                                           dataset_dir=self.run_dir / DATASETS_DIR))
             prepared = self._prepared()
             manifest = read_manifest(prepared)
+            space, fitted = fit_to_data(space, s.fit_to_data,
+                                        manifest.smallest_training_set)
+            for name, change in fitted.items():
+                self.on_stage(f"{name}: searching {change['fitted'][0]}..{change['fitted'][1]} instead of "
+                              f"{change['declared'][0]}..{change['declared'][1]} ({change['train_rows']} training "
+                              "rows in the smallest fold)")
             hps = parse_hyperparameters({**s.fixed, "mode": "coordinator"})
             check_n_folds(hps, manifest)
             setup = training_setup(hps, manifest)  # checks objective and metric against the task up front
@@ -184,10 +205,13 @@ class Run:
                           + (f", {complete + failed} already done" if complete + failed else "")
                           + f"; {parallel} trials in flight on {workers} warm workers x {threads} LightGBM thread(s)")
 
+            keeper = BestTrialKeeper(self.run_dir, manifest, prepared, setup.metric.direction == "Maximize")
+            tracking = self._tracking = RunTracking.open(s, self.run_dir, self.experiment_name)
             if self.on_search_start is not None:
                 self.on_search_start(setup.metric.name, s.trials, complete + failed)
             search = Search(study, space, s.fixed, prepared, manifest, pool, trials=s.trials, parallel=parallel,
-                            timeout=s.timeout, stop=self.stop, on_trial=self.on_trial)
+                            timeout=s.timeout, stop=self.stop, on_trial=self.on_trial,
+                            observers=[keeper, *([tracking] if tracking else [])], sample=ordered_sampler(space))
             startup.finish()  # from here a stop ends the search cleanly (the caller's handler): trials are kept
             outcome = search.run()
             pool_stats = {"workers": workers, "threads_per_worker": threads, "parallel_trials": parallel,
@@ -203,8 +227,22 @@ class Run:
             if outcome.completed == 0 and outcome.failed == 0:
                 raise UserInputError(f"no trial completed; continue with: warmcv run --resume {self.run_dir}")
             check_search_health(study, outcome, s.trials, self.run_dir)
-            report = self._finish(study, manifest, prepared, setup, outcome, pool_stats, total_started)
+            pool_stats["fitted_to_data"] = fitted
+            report = self._finish(study, manifest, prepared, setup, outcome, pool_stats, total_started, space,
+                                  keeper, tracking)
         return RunResult(self.run_dir, report, outcome)
+
+    @property
+    def model_group(self) -> str:
+        from warmcv.model.registry import group_name_from
+
+        s = self.settings
+        return s.model_group or group_name_from(Path(s.data).name.split(".")[0], s.target)
+
+    @property
+    def experiment_name(self) -> str:
+        """The MLflow experiment: the one asked for, else the model group's name (one experiment per model)."""
+        return self.settings.mlflow_experiment or self.model_group
 
     def _space(self) -> SearchSpace:
         """The saved search space, checked entry by entry: a run.json edited by hand names the bad entry."""
@@ -225,12 +263,14 @@ class Run:
         return space_from_description(self.settings.space)
 
     def _finish(self, study: Any, manifest: Any, prepared: Path, setup: Any, outcome: SearchOutcome,
-                pool_stats: dict[str, Any], total_started: float) -> dict[str, Any]:
+                pool_stats: dict[str, Any], total_started: float, space: Any, keeper: BestTrialKeeper,
+                tracking: RunTracking | None) -> dict[str, Any]:
+        from warmcv.cv.baseline import beats, constant_model_score
         from warmcv.model.artifacts import TrainedModel
         from warmcv.model.batch import predict_file
         from warmcv.model.package import ARCHIVE_NAME, package_model
-        from warmcv.model.registry import LocalModelRegistry, group_name_from
-        from warmcv.tuning.plots import make_plots
+        from warmcv.model.registry import LocalModelRegistry
+        from warmcv.tuning.plots import feature_importance_plot, make_plots
         from warmcv.tuning.report import REPORT_FILE, trial_records, write_report
 
         s = self.settings
@@ -251,23 +291,44 @@ class Run:
         sha = package_model(model_dir, archive)
         self.timings.measure("final_fit", started)
 
+        kept = keeper.finish(best.number)
+        baseline = constant_model_score(setup.metric, manifest, prepared)
+        refusal = None
+        if summary.constant_model:
+            refusal = (f"the best trial #{best.number} trained a constant model (no split in any tree of any fold): "
+                       "it has learned nothing from the features")
+        elif not beats(setup.metric, summary.validation_mean, baseline):
+            refusal = (f"the best trial #{best.number}'s CV {setup.metric.name} {summary.validation_mean:.6f} is no "
+                       f"better than the constant model's {baseline:.6f}")
         registry_dir = Path(s.registry) if s.registry else self.run_dir.resolve().parent / "registry"
-        group = s.model_group or group_name_from(Path(s.data).name.split(".")[0], s.target)
+        group = self.model_group
         metrics = {"metric": setup.metric.name, "direction": setup.metric.direction,
                    "cv_mean": summary.validation_mean, "cv_std": summary.validation_std, "n_folds": summary.n_folds,
-                   "fold_scores": summary.fold_scores, "train_score": outcome_final.train_score}
+                   "fold_scores": summary.fold_scores, "train_score": outcome_final.train_score,
+                   "constant_model_cv": baseline}
         registry = LocalModelRegistry(registry_dir)
-        try:
-            entry = registry.register(group, model_data=archive, model_sha256=sha, metrics=metrics,
-                                      hyperparameters=final_hps, run=self.run_dir, status=s.approval,
-                                      description=f"warmcv run, trial #{best.number} of {s.trials}")
-        except UserInputError as error:  # a damaged registry file: the model is built, only its entry is missing
-            raise UserInputError(f"the model is built ({archive}) but could not be registered: {error}; then "
-                                 f"continue with: warmcv run --resume {self.run_dir}") from None
+        registry_report: dict[str, Any] = {"path": str(registry.path), "group": group, "registered": False,
+                                           "forced": False, "refused": refusal}
+        if refusal is None or s.force_register:
+            try:
+                entry = registry.register(group, model_data=archive, model_sha256=sha, metrics=metrics,
+                                          hyperparameters=final_hps, run=self.run_dir, status=s.approval,
+                                          description=f"warmcv run, trial #{best.number} of {s.trials}")
+            except UserInputError as error:  # a damaged registry file: the model is built, only its entry is missing
+                raise UserInputError(f"the model is built ({archive}) but could not be registered: {error}; then "
+                                     f"continue with: warmcv run --resume {self.run_dir}") from None
+            registry_report.update(version=entry["ModelPackageVersion"], status=entry["ModelApprovalStatus"],
+                                   registered=True, forced=refusal is not None)
+        else:
+            self.on_stage(f"not registered: {refusal}; --force-register registers it anyway")
 
         self._check_stop("after the final fit")
         predictions = None
-        if s.predict:
+        if s.predict and not registry_report["registered"]:
+            predictions = {"source": s.predict, "path": None, "rows": 0, "output": s.predict_output,
+                           "skipped": "the model was not registered (see registry.refused)"}
+            (self.run_dir / PREDICTIONS_FILE).unlink(missing_ok=True)  # an earlier invocation's are not this model's
+        elif s.predict:
             started = time.monotonic()
             path = self.run_dir / PREDICTIONS_FILE
             try:
@@ -285,6 +346,14 @@ class Run:
         records = trial_records(study)
         maximize = setup.metric.direction == "Maximize"
         plots, importances = make_plots(study, records, setup.metric.name, maximize, self.run_dir / PLOTS_DIR, s.seed)
+        feature_importance = None
+        if kept.feature_importance is not None:
+            feature_importance = {"trial": best.number, **kept.feature_importance}
+            path = self.run_dir / PLOTS_DIR / "feature_importance.png"
+            feature_importance_plot(kept.feature_importance, path)
+            plots["feature_importance"] = {"path": str(path), "skipped": None}
+        else:
+            plots["feature_importance"] = {"path": None, "skipped": kept.skipped}
         self.timings.measure("report", started)
         self.timings.values["total_seconds"] = time.monotonic() - total_started
 
@@ -303,17 +372,22 @@ class Run:
                      "splitter": manifest.splitter, "folds": manifest.n_folds},
             "metric": {"name": setup.metric.name, "direction": setup.metric.direction},
             "search": {"sampler": s.sampler, "seed": s.seed, "trials_requested": s.trials, "counts": counts,
-                       "folds": manifest.n_folds, "space": s.space, "fixed": s.fixed, "timeout": s.timeout,
+                       "folds": manifest.n_folds, "space": describe(space), "fixed": s.fixed, "timeout": s.timeout,
                        "stopped_by_timeout": outcome.timed_out, **pool_stats},
             "best": {"trial": best.number, "cv_mean": summary.validation_mean, "cv_std": summary.validation_std,
                      "params": dict(best.params), "hyperparameters": trial_hps,
                      "folds": [f.to_dict() for f in summary.folds],
-                     "recommended_num_boost_round": summary.recommended_num_boost_round},
+                     "recommended_num_boost_round": summary.recommended_num_boost_round,
+                     "constant_model": summary.constant_model},
+            "constant_model": {"cv_mean": baseline, "beaten": refusal is None},
+            "oof_predictions": kept.report(),
+            "feature_importance": feature_importance,
             "final_model": {"directory": str(model_dir), "archive": str(archive), "sha256": sha,
                             "hyperparameters": final_hps, "best_iteration": outcome_final.best_iteration,
                             "train_score": outcome_final.train_score},
-            "registry": {"path": str(registry.path), "group": group, "version": entry["ModelPackageVersion"],
-                         "status": entry["ModelApprovalStatus"]},
+            "registry": registry_report,
+            "mlflow": ({"tracking_uri": tracking.study.tracking_uri, "experiment_id": tracking.study.experiment_id,
+                        "run_id": tracking.study.run_id} if tracking is not None else None),
             "predictions": predictions,
             "plots": plots,
             "param_importances": importances,
@@ -329,6 +403,13 @@ class Run:
                             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")},
         }
         write_report(self.run_dir / REPORT_FILE, report)
+        if tracking is not None:
+            tracking.finish(best, {f"{setup.metric.name}_cv_mean": summary.validation_mean,
+                                   f"{setup.metric.name}_cv_std": summary.validation_std,
+                                   f"train_{setup.metric.name}_final": outcome_final.train_score,
+                                   f"{setup.metric.name}_constant_model": baseline},
+                            {"warmcv.best_trial": best.number, "warmcv.registered": registry_report["registered"]},
+                            [archive, self.run_dir / REPORT_FILE, self.run_dir / PLOTS_DIR])
         return report
 
 

@@ -102,6 +102,30 @@ def param_importances(importances: Mapping[str, float], path: Path) -> None:
     _save(plt, fig, path)
 
 
+TOP_FEATURES = 30
+
+
+def feature_importance_plot(importance: Mapping[str, Any], path: Path) -> None:
+    """The best trial's features by mean gain across folds, with the folds' spread (std) as error bars."""
+    plt = _pyplot()
+    features = list(importance["features"])[:TOP_FEATURES][::-1]
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(features) + 1.6), dpi=100)
+    means = [f["gain"]["mean"] for f in features]
+    ax.barh([f["feature"] for f in features], means, xerr=[f["gain"]["std"] for f in features],
+            color="tab:blue", error_kw={"elinewidth": 0.8, "capsize": 2})
+    for y, f in enumerate(features):
+        ax.annotate(f"{f['split']['mean']:.0f} splits", (means[y], y), xytext=(4, -3), textcoords="offset points",
+                    fontsize="x-small", color="dimgrey")
+    shown = f"top {len(features)} of {len(importance['features'])}" if len(importance["features"]) > len(features) \
+        else f"{len(features)} features"
+    ax.set_xlabel(f"gain, mean over {len(importance['folds'])} folds (bars: std across folds)")
+    ax.set_title(f"Feature importance of the best trial ({shown})")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def compute_importances(study: Any, n_complete: int, seed: int) -> tuple[dict[str, float] | None, str | None]:
     """fANOVA importances, or (None, why not)."""
     if n_complete < MIN_TRIALS_FOR_IMPORTANCE:

@@ -40,13 +40,16 @@ class TrialProgress:
             self.bar.set_postfix_str(best)
             if report.state == "failed":
                 self.bar.write(f"trial #{report.number} failed: {first_line}")
+            if report.note:
+                self.bar.write(f"trial #{report.number}: {report.note}")
             return
         if report.state == "complete":
             what = f"{self.metric} {report.value:.6f} +/- {report.std:.6f}"
         else:
             what = report.state + (f": {first_line}" if first_line else "")
-        print(f"trial #{report.number} ({report.counted}/{report.budget}, {report.seconds:.1f} s): {what}; {best}",
-              flush=True)
+        note = f" ({report.note})" if report.note else ""
+        print(f"trial #{report.number} ({report.counted}/{report.budget}, {report.seconds:.1f} s): {what}{note}; "
+              f"{best}", flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

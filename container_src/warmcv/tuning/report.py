@@ -38,6 +38,7 @@ def trial_records(study: Any) -> list[dict[str, Any]]:
             "params": dict(trial.params),
             "hyperparameters": trial.user_attrs.get(HYPERPARAMETERS_ATTR, {}),
             "cv": cv,
+            "constant_model": CrossValidationSummary.from_dict(cv).constant_model if cv else None,
             "error": trial.user_attrs.get(ERROR_ATTR),
             "retry_of": trial.system_attrs.get("failed_trial"),
             "started": trial.datetime_start.isoformat() if trial.datetime_start else None,
@@ -110,13 +111,29 @@ def summary_table(report: Mapping[str, Any], top: int = 5) -> str:
     if final:
         lines.append(f"final model: {final['best_iteration']} rounds on all {report['data']['rows']} rows -> "
                      f"{final['archive']}")
+    oof = report.get("oof_predictions")
+    if oof and oof.get("path"):
+        lines.append(f"out-of-fold predictions: {oof['rows']} rows of trial #{oof['trial']} -> {oof['path']}")
+    importance = report.get("feature_importance")
+    if importance:
+        top = ", ".join(f"{f['feature']} {f['gain']['mean']:.4g}" for f in importance["features"][:5])
+        lines.append(f"feature importance (gain, mean over folds): {top}")
     registry = report.get("registry")
-    if registry:
+    if registry and registry.get("registered"):
         lines.append(f"registered: {registry['group']} version {registry['version']} "
-                     f"({registry['status']}) in {registry['path']}")
+                     f"({registry['status']}) in {registry['path']}"
+                     + (f"; forced: {registry['refused']}" if registry.get("forced") else ""))
+    elif registry:
+        lines.append(f"NOT registered: {registry['refused']} (--force-register registers it anyway)")
     predictions = report.get("predictions")
-    if predictions:
+    if predictions and predictions.get("path"):
         lines.append(f"predictions: {predictions['rows']} rows -> {predictions['path']}")
+    elif predictions:
+        lines.append(f"no predictions: {predictions['skipped']}")
+    tracked = report.get("mlflow")
+    if tracked:
+        lines.append(f"MLflow: run {tracked['run_id']} (experiment {tracked['experiment_id']}) at "
+                     f"{tracked['tracking_uri']}")
     plots = [p for p in report.get("plots", {}).values() if p.get("path")]
     if plots:
         lines.append("plots: " + ", ".join(p["path"] for p in plots))

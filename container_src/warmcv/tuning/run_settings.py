@@ -12,14 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from warmcv.declarations import TUNING_FIXED, static_hyperparameters
+from warmcv.declarations.search_space import parse_override
 from warmcv.errors import UserInputError
 from warmcv.settings.run import PrepareOptions, RunSettings
-from warmcv.tuning.space import check_sampler, describe, resolve_space
+from warmcv.tracking.mlflow import normalise_uri
+from warmcv.tuning.space import FITTED_TO_DATA, check_sampler, describe, ordered_sampler, resolve_space
 
 # Hyperparameters a run sets itself.
 _NOT_SETTABLE = {"mode", "fold"}
 # What a resume may change; everything else is the run folder's.
-RESUMABLE = ("trials", "parallel", "workers", "timeout", "predict", "predict_output", "approval")
+RESUMABLE = ("trials", "parallel", "workers", "timeout", "predict", "predict_output", "approval", "force_register")
 
 
 def resolve_fixed(user_fixed: Mapping[str, str], space: Mapping[str, Any]) -> dict[str, str]:
@@ -39,11 +41,17 @@ def new_run_settings(data: Path | str, target: str, prepare: PrepareOptions, *, 
     """Settings of a new run. `search` holds overrides like "num_leaves=16:128:log"; `fixed` string values;
     `options` the other RunSettings fields (trials, sampler, seed, ...), each validated."""
     user_fixed = dict(fixed or {})
+    search = list(search)
     space = resolve_space(search, exclude=exclude, fixed=user_fixed)
+    ordered_sampler(space)  # ranges that cannot meet (num_leaves above 2^max_depth) fail before anything runs
     paths: dict[str, Any] = {k: str(Path(v).resolve()) for k, v in options.items()
                              if k in ("predict", "registry") and v is not None}
+    given = {parse_override(text).name for text in search}
+    fitted = tuple(name for name in FITTED_TO_DATA if name in space and name not in given)
+    if options.get("mlflow_tracking_uri"):
+        options["mlflow_tracking_uri"] = normalise_uri(options["mlflow_tracking_uri"])
     settings = RunSettings(data=str(Path(data).resolve()), target=target, prepare=prepare, space=describe(space),
-                           fixed=resolve_fixed(user_fixed, space), **{**options, **paths})
+                           fixed=resolve_fixed(user_fixed, space), fit_to_data=fitted, **{**options, **paths})
     check_sampler(settings.sampler)
     return settings
 

@@ -19,12 +19,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from warmcv.cv import CrossValidationSummary, cross_validate
 from warmcv.data.manifest import Manifest
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 CV_ATTR = "cv"
 HYPERPARAMETERS_ATTR = "hyperparameters"
+CONSTANT_NOTE = "constant model: no tree of any fold has a split, so the score says nothing about the features"
 ERROR_ATTR = "error"
 _ERROR_CHARS = 2000
 
@@ -50,6 +51,15 @@ class SearchFailed(FoldFailed):
         Exception.__init__(self, message)
         self.fold = -1
         self.reason = message
+
+
+class TrialObserver(Protocol):
+    """Told of each finished trial before the study records it, so what it keeps for a trial (out-of-fold
+    predictions, a tracking run) exists by the time the study says the trial is done."""
+
+    def trial_completed(self, trial: Any, summary: CrossValidationSummary, seconds: float) -> None: ...
+
+    def trial_failed(self, trial: Any, error: str, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,7 @@ class TrialReport:
     best_number: int | None
     counted: int  # trials counted towards the budget so far
     budget: int
+    note: str | None = None  # e.g. that the trial's model is constant
 
 
 @dataclass
@@ -115,7 +126,8 @@ class Search:
     def __init__(self, study: Any, space: SearchSpace, fixed: Mapping[str, str], data_dir: Path, manifest: Manifest,
                  pool: WarmWorkerPool, *, trials: int, parallel: int, timeout: float | None = None,
                  stop: threading.Event | None = None, on_trial: Callable[[TrialReport], None] | None = None,
-                 max_consecutive_failures: int | None = None):
+                 max_consecutive_failures: int | None = None, observers: Sequence[TrialObserver] = (),
+                 sample: Callable[[Any], dict[str, Any]] | None = None):
         self.study = study
         self.space = space
         self.distributions = distributions(space)
@@ -128,6 +140,11 @@ class Search:
         self.timeout = timeout
         self.stop = stop or threading.Event()
         self.on_trial = on_trial
+        self.observers = list(observers)
+        # Draws a trial's values (a search whose ranges depend on each other, e.g. num_leaves <= 2^max_depth,
+        # samples them in order); by default every dimension independently from its distribution.
+        self.sample_in_order = sample is not None
+        self.sample = sample or (lambda trial: trial.params)
         self.max_consecutive_failures = max_consecutive_failures or max(5, 2 * self.parallel)
         self._maximize = study.direction.name == "MAXIMIZE"
         self._best: tuple[float, int] | None = None
@@ -177,13 +194,14 @@ class Search:
         return outcome
 
     def _start(self, executor: ThreadPoolExecutor) -> tuple[Future, _InFlight]:
-        trial = self.study.ask(self.distributions)
-        sampled = as_hyperparameters(trial.params)
+        trial = self.study.ask() if self.sample_in_order else self.study.ask(self.distributions)
+        sampled = as_hyperparameters(self.sample(trial))
         hyperparameters = {**self.fixed, **sampled}
         trial.set_user_attr(HYPERPARAMETERS_ATTR, hyperparameters)
         hps = parse_hyperparameters({**hyperparameters, "mode": "coordinator"})
-        # A trial keeps only the objective's scores: the folds compute no other metric.
-        runner = LocalFoldRunner(self.data_dir, pool=self.pool, all_metrics=False)
+        # A trial keeps only the objective's scores: the folds compute no other metric. Its folds' validation
+        # predictions come back with the scores (for out-of-fold predictions of the best trial).
+        runner = LocalFoldRunner(self.data_dir, pool=self.pool, all_metrics=False, keep_predictions=True)
         future = executor.submit(cross_validate, runner, hps, self.manifest)
         log.debug("trial %d started: %s", trial.number, sampled)
         return future, _InFlight(trial, runner, time.monotonic())
@@ -202,6 +220,8 @@ class Search:
             summary: CrossValidationSummary = future.result()
             if math.isfinite(summary.validation_mean):
                 trial.set_user_attr(CV_ATTR, summary.to_dict())
+                for observer in self.observers:
+                    observer.trial_completed(trial, summary, seconds)
                 self.study.tell(trial, summary.validation_mean)
                 self._complete += 1
                 self._consecutive_failures = 0
@@ -209,11 +229,14 @@ class Search:
                 value = summary.validation_mean
                 if self._best is None or (value > self._best[0] if self._maximize else value < self._best[0]):
                     self._best = (value, trial.number)
-                self._report(trial.number, "complete", value, summary.validation_std, seconds, None)
+                note = CONSTANT_NOTE if summary.constant_model else None
+                self._report(trial.number, "complete", value, summary.validation_std, seconds, None, note)
                 return
             error = FoldFailed(-1, f"the cross-validated score is not a finite number ({summary.validation_mean})")
         message = str(error)[:_ERROR_CHARS]
         trial.set_user_attr(ERROR_ATTR, message)
+        for observer in self.observers:
+            observer.trial_failed(trial, message, seconds)
         self.study.tell(trial, state=TrialState.FAIL)
         self._failed += 1
         outcome.finished_here.append(trial.number)
@@ -248,9 +271,9 @@ class Search:
         inflight.clear()
 
     def _report(self, number: int, state: str, value: float | None, std: float | None, seconds: float,
-                error: str | None) -> None:
+                error: str | None, note: str | None = None) -> None:
         if self.on_trial is None:
             return
         best_value, best_number = self._best if self._best is not None else (None, None)
         self.on_trial(TrialReport(number, state, value, std, seconds, error, best_value, best_number,
-                                  self._complete + self._failed, self.trials))
+                                  self._complete + self._failed, self.trials, note))

@@ -33,10 +33,10 @@ from typing import Any
 
 from warmcv.aws.fold_jobs import MAX_ATTEMPTS, FoldJobTemplate, identity_differences
 from warmcv.aws.fold_results import (
-    metrics_from_archive,
     output_archive_uri,
     result_from_final_metrics,
     result_from_metrics,
+    summary_from_archive,
 )
 from warmcv.aws.training_jobs import (
     AccessDenied,
@@ -237,7 +237,7 @@ class FoldJobs:
         assert fold.request is not None
         uri = rules.output_locations(fold.request, str(fold.name))["output"]
         try:
-            fold.result = result_from_metrics(metrics_from_archive(self.api.read_s3_object(uri)), fold.task.fold,
+            fold.result = result_from_metrics(summary_from_archive(self.api.read_s3_object(uri)), fold.task.fold,
                                               wall_seconds=self.clock.monotonic() - fold.created_at,
                                               executor=str(fold.name))
         except (ApiError, KeyError, ValueError, TypeError, tarfile.TarError, UnicodeDecodeError) as error:
@@ -315,7 +315,7 @@ class FoldJobs:
         extra = {"wall_seconds": self.clock.monotonic() - fold.created_at, "executor": str(fold.name)}
         uri = output_archive_uri(description)
         try:
-            return result_from_metrics(metrics_from_archive(self.api.read_s3_object(uri)), fold.task.fold, **extra)
+            return result_from_metrics(summary_from_archive(self.api.read_s3_object(uri)), fold.task.fold, **extra)
         except (ApiError, KeyError, ValueError, TypeError, tarfile.TarError, UnicodeDecodeError) as error:
             log.warning("fold %d: could not read metrics.json from %s (%s); using the job's FinalMetricDataList "
                         "(log-scraped scores; best iteration taken as num_boost_round)", fold.task.fold, uri, error)

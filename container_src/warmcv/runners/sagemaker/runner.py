@@ -74,7 +74,8 @@ class _InProcessFold:
         self.pool = WarmWorkerPool(workers=1)
         self.group = ("coordinator-fold", task.fold)
         self.started = clock.monotonic()
-        self.future = self.pool.submit(self.group, WorkRequest(str(data_dir), dict(task.hyperparameters), task.fold))
+        self.future = self.pool.submit(self.group, WorkRequest(str(data_dir), dict(task.hyperparameters), task.fold,
+                                                               keep_predictions=True))
 
     def cancel(self) -> None:
         self.pool.cancel(self.group)
