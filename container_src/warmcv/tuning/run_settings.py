@@ -13,13 +13,15 @@ from typing import Any
 
 from warmcv.declarations import TUNING_FIXED, static_hyperparameters
 from warmcv.errors import UserInputError
+from warmcv.settings.choices import PRUNE_BY_DEFAULT
 from warmcv.settings.run import PrepareOptions, RunSettings
 from warmcv.tuning.space import check_sampler, describe, resolve_space
 
 # Hyperparameters a run sets itself.
 _NOT_SETTABLE = {"mode", "fold"}
 # What a resume may change; everything else is the run folder's.
-RESUMABLE = ("trials", "parallel", "workers", "timeout", "predict", "predict_output", "approval")
+# Pruning changes which folds later trials run, not the trials already run, so a resume may switch it.
+RESUMABLE = ("trials", "parallel", "workers", "timeout", "predict", "predict_output", "approval", "prune")
 
 
 def resolve_fixed(user_fixed: Mapping[str, str], space: Mapping[str, Any]) -> dict[str, str]:
@@ -37,8 +39,11 @@ def new_run_settings(data: Path | str, target: str, prepare: PrepareOptions, *, 
                      exclude: Iterable[str] = (), fixed: Mapping[str, str] | None = None,
                      **options: Any) -> RunSettings:
     """Settings of a new run. `search` holds overrides like "num_leaves=16:128:log"; `fixed` string values;
-    `options` the other RunSettings fields (trials, sampler, seed, ...), each validated."""
+    `options` the other RunSettings fields (trials, sampler, seed, prune, ...), each validated; `prune`
+    left out (or None) is PRUNE_BY_DEFAULT."""
     user_fixed = dict(fixed or {})
+    if options.get("prune") is None:
+        options["prune"] = PRUNE_BY_DEFAULT
     space = resolve_space(search, exclude=exclude, fixed=user_fixed)
     paths: dict[str, Any] = {k: str(Path(v).resolve()) for k, v in options.items()
                              if k in ("predict", "registry") and v is not None}
