@@ -12,11 +12,15 @@ stratified folds and the same search space and sampler seed for every arm:
               with --arms).
 
 Each warmcv arm runs until it has counted `--trials` trials AND used a third of Optuna's wall time
-(so the curve covers both the equal-budget comparison and the one-third window), or until
-`--limit` times Optuna's wall time. Rounds are fixed (`--rounds`, 200) with early stopping off, as
-in issue 16's table: then a fold's score is its model's score after the last round in every arm, so
-lightgbm.cv's mean and warmcv's CV mean are the same quantity. (With early stopping, warmcv stops
-each fold on its own and lightgbm.cv all folds at one round; those means are not comparable.)
+and of its CPU time (so the curve covers both the equal-budget comparison and the one-third window),
+or until `--limit` times Optuna's wall or CPU time. The pruning rules are also replayed on the
+unpruned arm's trials (every fold known): how many trials each would prune, the folds it saves and
+its false prunes (a trial stopped that would have become the best).
+
+Rounds are fixed (`--rounds`, 200) with early stopping off, as in issue 16's table: then a fold's
+score is its model's score after the last round in every arm, so lightgbm.cv's mean and warmcv's CV
+mean are the same quantity. (With early stopping, warmcv stops each fold on its own and lightgbm.cv
+all folds at one round; those means are not comparable.)
 
 Printed per data set, as ratios measured in this one run: every arm's best-so-far curve against wall
 time; its wall and CPU seconds (CPU of the whole process tree: this process, the fork server and the
@@ -125,6 +129,14 @@ class Point:
 
 
 @dataclass
+class TrialFolds:
+    number: int
+    state: str
+    scores: dict[int, float]  # fold -> validation score (the folds it ran)
+    finished: float  # when, to replay trials in the order they finished
+
+
+@dataclass
 class Arm:
     name: str
     wall_seconds: float = 0.0
@@ -138,6 +150,7 @@ class Arm:
     best: float | None = None
     curve: list[Point] = field(default_factory=list)
     note: str = ""
+    trial_folds: list[TrialFolds] = field(default_factory=list)  # warmcv arms: every finished trial's fold scores
 
     def reached(self, target: float, maximize: bool) -> Point | None:
         """The first point whose best so far is at least as good as the target."""
@@ -239,9 +252,10 @@ def arm_optuna(data: PreparedData, space: Any, fixed: dict[str, str], trials: in
 
 
 def arm_warmcv(name: str, prepared: Path, space: Any, fixed: dict[str, str], seed: int, maximize: bool,
-               pruning: PruningOptions | None, min_trials: int, min_seconds: float, max_seconds: float,
+               pruning: PruningOptions | None, min_trials: int, window: tuple[float, float], limit: tuple[float, float],
                workdir: Path) -> Arm:
-    """The engine of `warmcv run` until `min_trials` are counted and `min_seconds` have passed (or `max_seconds`)."""
+    """The engine of `warmcv run` until `min_trials` are counted and the (wall, CPU) `window` has passed, or
+    until the (wall, CPU) `limit`."""
     manifest = read_manifest(prepared)
     workers = default_threads()
     parallel = default_parallel(workers, manifest.n_folds, staged=pruning is not None)
@@ -253,7 +267,8 @@ def arm_warmcv(name: str, prepared: Path, space: Any, fixed: dict[str, str], see
     def on_trial(report: TrialReport) -> None:
         wall, cpu = meter.now()
         arm.curve.append(Point(wall, cpu, report.counted, report.state, report.value, report.best_value))
-        if (report.counted >= min_trials and wall >= min_seconds) or wall >= max_seconds:
+        if (report.counted >= min_trials and wall >= window[0] and cpu >= window[1]) or wall >= limit[0] \
+                or cpu >= limit[1]:
             stop.set()
 
     with WarmWorkerPool(workers=workers, threads=max(1, default_threads() // workers)) as pool:
@@ -262,8 +277,11 @@ def arm_warmcv(name: str, prepared: Path, space: Any, fixed: dict[str, str], see
     meter.close(arm)
     arm.trials, arm.pruned = outcome.completed + outcome.pruned + outcome.failed, outcome.pruned
     arm.best = study.best_value
-    arm.folds_trained = sum(len(t.intermediate_values) for t in study.trials
-                            if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
+    finished = [t for t in study.trials
+                if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    arm.folds_trained = sum(len(t.intermediate_values) for t in finished)
+    arm.trial_folds = [TrialFolds(t.number, t.state.name.lower(), {int(k): v for k, v in t.intermediate_values.items()},
+                                  t.datetime_complete.timestamp() if t.datetime_complete else 0.0) for t in finished]
     if outcome.interrupted:
         arm.note += f"; {len(outcome.interrupted)} trial(s) in flight at the end were cut off (not counted)"
     return arm
@@ -283,6 +301,7 @@ class DatasetResult:
     maximize: bool
     target: float | None = None
     arms: list[Arm] = field(default_factory=list)
+    replays: list[dict[str, Any]] = field(default_factory=list)
 
 
 def bench_dataset(name: str, rows: int, folds: int, trials: int, rounds: int, seed: int, arms: list[str],
@@ -307,15 +326,58 @@ def bench_dataset(name: str, rows: int, folds: int, trials: int, rounds: int, se
         result.target = optuna_arm.best
         print(f"   {OPTUNA}: {optuna_arm.wall_seconds:.1f} s, best {optuna_arm.best:.6f} (the target)", flush=True)
         yardstick = optuna_arm.wall_seconds
+        print(f"   warmcv arms run until {trials} trials and {yardstick / 3:.0f} s and "
+              f"{optuna_arm.cpu_seconds / 3:.0f} CPU s (a third of Optuna's), at most {limit:g}x Optuna's wall or "
+              "CPU time", flush=True)
         for arm_name in arms:
             pruning = None if arm_name == "off" else PruningOptions(rule=arm_name, threshold=threshold)
             arm = arm_warmcv(f"warmcv {arm_name}" if arm_name == "off" else f"warmcv prune {arm_name}", prepared,
-                             space, fixed, seed, maximize, pruning, trials, yardstick / 3, limit * yardstick,
-                             tmp_path / f"study-{arm_name}")
+                             space, fixed, seed, maximize, pruning, trials,
+                             (yardstick / 3, optuna_arm.cpu_seconds / 3),
+                             (limit * yardstick, limit * optuna_arm.cpu_seconds), tmp_path / f"study-{arm_name}")
             result.arms.append(arm)
             print(f"   {arm.name}: {arm.wall_seconds:.1f} s, {arm.trials} trials ({arm.pruned} pruned), "
                   f"best {arm.best:.6f}", flush=True)
     return result
+
+
+# -- replaying the rules on the unpruned arm's trials -------------------------------------------------------
+REPLAYED = (("paired-bound", 0.05), ("paired-bound", 0.1), ("paired-bound", 0.2), ("wilcoxon", 0.1))
+
+
+def replay(trials: list[TrialFolds], n_folds: int, maximize: bool, rule: str, threshold: float,
+           min_trials: int) -> dict[str, Any]:
+    """The rule's decisions on trials that all ran every fold, in the order they finished: how many it prunes,
+    the folds it would have skipped, and its false prunes (trials it stops that would have beaten the best
+    at that moment). The sampler's reaction to pruned trials is not replayed: this measures the rule alone."""
+    from warmcv.cv.pruning import FoldPruner, make_rule, rotated_order
+
+    pruner = FoldPruner(make_rule(rule, threshold), "Maximize" if maximize else "Minimize", n_folds, min_trials)
+    pruned = folds = false_prunes = 0
+    best: float | None = None
+    for trial in sorted(trials, key=lambda t: t.finished):
+        mean = float(np.mean(list(trial.scores.values())))
+        seen: dict[int, float] = {}
+        stopped = False
+        for fold in rotated_order(n_folds, trial.number)[:-1]:
+            seen[fold] = trial.scores[fold]
+            if pruner.check(seen).prune:
+                stopped = True
+                break
+        if stopped:
+            pruned += 1
+            folds += len(seen)
+            if best is not None and (mean > best if maximize else mean < best):
+                false_prunes += 1
+            continue
+        folds += n_folds
+        pruner.add_complete(trial.number, trial.scores)
+        best = mean if best is None or (mean > best if maximize else mean < best) else best
+    everything = max if maximize else min
+    return {"rule": rule, "threshold": threshold, "trials": len(trials), "pruned": pruned,
+            "folds": folds, "folds_share": folds / (len(trials) * n_folds) if trials else None,
+            "false_prunes": false_prunes, "best_kept": best,
+            "best_of_all": everything(float(np.mean(list(t.scores.values()))) for t in trials) if trials else None}
 
 
 # -- the report --------------------------------------------------------------------------------------------
@@ -378,6 +440,15 @@ def report(result: DatasetResult, budget: int) -> list[str]:
                          f"{closest:.6f} ({closest - target:+.6f}) -> NOT MET" if closest is not None else
                          f"must-hold ({arm.name}): no completed trial within a third of Optuna's time -> NOT MET")
     off = next((a for a in result.arms if a.name == "warmcv off"), None)
+    if off is not None and off.trial_folds:
+        lines.append(f"the rules replayed on warmcv off's {len(off.trial_folds)} unpruned trials (in the order they "
+                     "finished; the sampler's reaction not replayed):")
+        for rule, threshold in REPLAYED:
+            r = replay(off.trial_folds, result.folds, maximize, rule, threshold, PruningOptions().min_trials)
+            result.replays.append(r)
+            lines.append(f"  {rule} {threshold:g}: prunes {r['pruned']} trials, trains {r['folds']} folds "
+                         f"({r['folds_share']:.0%}), {r['false_prunes']} false prune(s); best kept "
+                         f"{r['best_kept']:.6f} of {r['best_of_all']:.6f}")
     for arm in result.arms[1:]:
         if off is None or arm is off:
             continue
@@ -388,6 +459,15 @@ def report(result: DatasetResult, budget: int) -> list[str]:
                          f"({'as good' if as_good else 'worse'}), in {a.seconds:.1f} s vs {b.seconds:.1f} s "
                          f"({a.seconds / b.seconds:.2f}x), CPU {a.cpu_seconds:.0f} s vs {b.cpu_seconds:.0f} s")
     return lines
+
+
+def start_fork_server() -> None:
+    """Start multiprocessing's fork server (it imports LightGBM and pandas once) before anything is timed: a
+    one-off cost of a few seconds that `warmcv run` overlaps with preparing the data."""
+    with WarmWorkerPool(workers=1, threads=1, prestart=True) as pool:
+        deadline = time.monotonic() + 120
+        while not pool.worker_pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -402,8 +482,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arms", default="off,paired-bound", help="warmcv arms: off, paired-bound, wilcoxon")
     parser.add_argument("--threshold", type=float, default=PruningOptions().threshold,
                         help="the pruning rules' threshold (default: warmcv's)")
-    parser.add_argument("--limit", type=float, default=1.5,
-                        help="a warmcv arm stops at this multiple of Optuna's wall time at the latest (default 1.5)")
+    parser.add_argument("--limit", type=float, default=1.0,
+                        help="a warmcv arm stops at this multiple of Optuna's wall or CPU time at the latest "
+                             "(default 1)")
     parser.add_argument("--json", type=Path, help="also write every curve here")
     parser.add_argument("--omp-wait-policy", choices=["default", "passive", "active"], default="default",
                         help="OpenMP waiting of the 2-thread Optuna arm: default on a quiet machine, passive on a "
@@ -418,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{lgb.__version__}, optuna {optuna.__version__}, OMP_WAIT_POLICY="
           f"{os.environ.get('OMP_WAIT_POLICY', '(libgomp default)')}, load average {os.getloadavg()[0]:.2f}"
           + ("  [--quick: a smoke run, not the measurement]" if args.quick else ""), flush=True)
+    start_fork_server()
     results, lines = [], []
     for seed in (int(s) for s in args.seeds.split(",")):
         for name in args.datasets.split(","):

@@ -264,3 +264,13 @@ def test_a_run_json_from_before_pruning_resumes_unpruned() -> None:
     saved = {"data": "/d.csv", "target": "y", "prepare": {"target": "y"}, "space": {}, "fixed": {}}
     settings = RunSettings.parse(saved, "run.json")
     assert settings.prune is False and settings.pruning == PruningOptions()
+
+
+def test_stages_must_name_every_fold_once(prepared_census: Path) -> None:
+    manifest = read_manifest(prepared_census)
+    hps = parse_hyperparameters({**QUICK, "mode": "coordinator"})
+    with RecordingPool(workers=1, threads=1) as pool:
+        staged = StagedFolds([0, 1], _decide(pool.events, prune_at=99))
+        with pytest.raises(ValueError, match=r"each of the 3 folds once, got \[0, 1\]"):
+            cross_validate(LocalFoldRunner(prepared_census, pool=pool), hps, manifest, staged=staged)
+        assert pool.events == []

@@ -54,6 +54,8 @@ def cross_validate(runner: FoldRunner, hps: HyperparameterValues, manifest: Mani
     setup = training_setup(hps, manifest)  # validates objective and metric against the task before any fold starts
     tasks = fold_tasks(hps, manifest)
     started = clock.monotonic()
+    if staged is not None and sorted(staged.order) != list(range(len(tasks))):
+        raise ValueError(f"staged folds must name each of the {len(tasks)} folds once, got {list(staged.order)}")
     stages = [tasks] if staged is None else [[tasks[f] for f in stage] for stage in staged.stages()]
     results: list[FoldResult] = []
     for number, stage in enumerate(stages):
@@ -64,8 +66,9 @@ def cross_validate(runner: FoldRunner, hps: HyperparameterValues, manifest: Mani
             raise
         if staged is not None and number < len(stages) - 1:
             decision = staged.check(staged.scores(results))
+            log.info("%s after %d of %d folds (%s): %s", "pruned" if decision.prune else "going on", len(results),
+                     len(tasks), decision.rule, decision.reason)
             if decision.prune:
-                log.info("pruned after %d of %d folds: %s", len(results), len(tasks), decision.reason)
                 raise TrialPruned(_summary(runner, results, setup.metric, hps, clock.monotonic() - started), decision)
     summary = _summary(runner, results, setup.metric, hps, clock.monotonic() - started)
     for result in summary.folds:
