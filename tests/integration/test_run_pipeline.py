@@ -40,7 +40,7 @@ def test_report_has_every_trial_with_its_fold_scores(finished_run) -> None:
     report = json.loads((run_dir / "report.json").read_text())
     assert report == json.loads(json.dumps(result.report))
     assert report["metric"] == {"name": "auc", "direction": "Maximize"}
-    assert report["search"]["counts"] == {"complete": 6, "failed": 0, "interrupted": 0}
+    assert report["search"]["counts"] == {"complete": 6, "pruned": 0, "failed": 0, "interrupted": 0}
     assert len(report["trials"]) == 6 and len(seen) == 6
     for trial in report["trials"]:
         folds = trial["cv"]["folds"]

@@ -147,7 +147,7 @@ def test_sigkill_mid_run_then_resume_loses_no_finished_trial(tmp_path: Path, cen
         # A kill between two suggestions leaves only the first ones recorded; the retry keeps those.
         assert retry.params.items() >= study.trials[number].params.items() and retry.state == TrialState.COMPLETE
     report = json.loads((run_dir / "report.json").read_text())
-    assert report["search"]["counts"] == {"complete": 8, "failed": 0, "interrupted": len(running)}
+    assert report["search"]["counts"] == {"complete": 8, "pruned": 0, "failed": 0, "interrupted": len(running)}
     assert (run_dir / "model.tar.gz").is_file()
     assert not (run_dir / ".datasets").exists()  # reused by the resume, then removed
 

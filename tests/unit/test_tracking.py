@@ -74,3 +74,23 @@ def test_a_run_folder_resumes_its_own_parent_run(tmp_path: Path) -> None:
     assert again.study.run_id == first.study.run_id
     assert again.study.client.get_run(again.study.run_id).info.status == "RUNNING"
     assert RunTracking.open(settings.replaced(mlflow_tracking_uri=None), tmp_path, "resume") is None
+
+
+def test_a_pruned_trial_is_a_killed_run_with_the_folds_it_ran(tmp_path: Path) -> None:
+    """Pruned is neither finished (its partial mean is not a K-fold mean) nor failed: MLflow's KILLED, the
+    scores of the folds it ran, and the decision as a tag."""
+    from warmcv.cv.pruning import PruningDecision
+    from warmcv.tracking.mlflow import PRUNED_TAG
+
+    settings = new_run_settings(tmp_path / "d.csv", "y", PrepareOptions(target="y"),
+                                mlflow_tracking_uri=(tmp_path / "mlruns").as_uri())
+    tracking = RunTracking.open(settings, tmp_path, "pruned")
+    trial = optuna.create_study().ask()
+    trial.set_user_attr("hyperparameters", {"num_leaves": "7"})
+    decision = PruningDecision(prune=True, rule="paired-bound", folds_seen=2, n_folds=5, threshold=0.1, statistic=0.01,
+                               best_trial=0, reason="cannot beat #0")
+    tracking.trial_pruned(trial, summary(), decision, 0.5)
+    run = tracking.study.client.get_run(trial.user_attrs[RUN_ID_ATTR])
+    assert run.info.status == "KILLED"
+    assert set(run.data.metrics) == {"seconds", "auc_fold_0", "auc_fold_1"}
+    assert '"rule": "paired-bound"' in run.data.tags[PRUNED_TAG]

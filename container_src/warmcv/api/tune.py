@@ -84,7 +84,10 @@ def _fixed_strings(fixed: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 def cv_results_frame(records: Sequence[Mapping[str, Any]], searched: Sequence[str]) -> pd.DataFrame:
-    """One row per trial that counts (interrupted-and-rerun ones do not), scikit-learn's column names."""
+    """One row per trial that counts (interrupted-and-rerun ones do not), scikit-learn's column names.
+
+    A pruned trial (state "pruned") shows the split scores of the folds it ran; its mean and std
+    columns are NaN, as a mean over fewer folds is not comparable with the others'."""
     import pandas as pd
 
     rows = []
@@ -93,18 +96,20 @@ def cv_results_frame(records: Sequence[Mapping[str, Any]], searched: Sequence[st
             continue
         cv = record["cv"] or {}
         folds = sorted(cv.get("folds", []), key=lambda f: f["fold"])
+        whole = record["state"] != "pruned"
         row: dict[str, Any] = {"trial": record["number"], "state": record["state"],
-                               "mean_test_score": cv.get("validation_mean", math.nan),
-                               "std_test_score": cv.get("validation_std", math.nan)}
+                               "mean_test_score": cv.get("validation_mean", math.nan) if whole else math.nan,
+                               "std_test_score": cv.get("validation_std", math.nan) if whole else math.nan}
         row.update({f"split{f['fold']}_test_score": f["validation_score"] for f in folds})
-        row.update({"mean_train_score": cv.get("train_mean", math.nan),
-                    "std_train_score": cv.get("train_std", math.nan)})
+        row.update({"mean_train_score": cv.get("train_mean", math.nan) if whole else math.nan,
+                    "std_train_score": cv.get("train_std", math.nan) if whole else math.nan})
         row.update({f"split{f['fold']}_train_score": f["train_score"] for f in folds})
         row["mean_fit_time"] = (sum(f["seconds"] for f in folds) / len(folds)) if folds else math.nan
         row["recommended_num_boost_round"] = cv.get("recommended_num_boost_round")
         row.update({f"param_{name}": record["params"].get(name) for name in searched})
         row["params"] = dict(record["params"])
         row["error"] = record.get("error")
+        row["folds_run"] = len(folds)
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -131,6 +136,17 @@ def importance_frame(importance: Mapping[str, Any] | None) -> pd.DataFrame | Non
     return pd.DataFrame(rows).set_index("feature")
 
 
+def _pruning_options(prune: bool | Mapping[str, Any] | None) -> dict[str, Any]:
+    """`prune` given as a mapping of PruningOptions fields: {"pruning": PruningOptions(...)}, checked."""
+    if isinstance(prune, Mapping):
+        from warmcv.settings.run import PruningOptions
+
+        return {"pruning": PruningOptions(**prune)}
+    if prune is not None and not isinstance(prune, bool):
+        raise UserInputError(f"prune={prune!r}: give True, False or a mapping of pruning options")
+    return {}
+
+
 def tune(data: Any = None, target: str | None = None, *, folds: int = 5, trials: int = 40,
          search: Mapping[str, SearchRange] | None = None, fixed: Mapping[str, Any] | None = None,
          exclude: Sequence[str] = (), out: str | Path | None = None, resume: bool = False,
@@ -141,6 +157,7 @@ def tune(data: Any = None, target: str | None = None, *, folds: int = 5, trials:
          predict_output: PredictOutput | None = None, registry: str | Path | None = None,
          model_group: str | None = None, approval: ApprovalStatus | None = None,
          force_register: bool | None = None, mlflow: str | bool | None = None, mlflow_experiment: str | None = None,
+         prune: bool | Mapping[str, Any] | None = None,
          progress: bool = True) -> TuneResult:
     """Tune LightGBM with k-fold cross-validation; fit, package and register the best model.
 
@@ -157,7 +174,11 @@ def tune(data: Any = None, target: str | None = None, *, folds: int = 5, trials:
     $MLFLOW_TRACKING_URI if it is set, or False for no tracking; `mlflow_experiment` names the experiment.
     `out` is the run folder (default runs/run-<time>); with `resume=True` an existing run folder
     continues: finished trials are kept, `trials` may raise the budget, and `data` and the search
-    settings, if given, must be the ones the run was started with. A first Ctrl-C (KeyboardInterrupt
+    settings, if given, must be the ones the run was started with. `prune=True` stops a trial whose
+    first folds show it cannot beat the best trial on the same folds (recorded as pruned, with the
+    scores of the folds it ran); a mapping both turns it on and sets its options (`{"rule":
+    "wilcoxon", "threshold": 0.05}`, see `warmcv.settings.run.PruningOptions`); None is the default
+    (`warmcv.settings.choices.PRUNE_BY_DEFAULT`). A first Ctrl-C (KeyboardInterrupt
     in Jupyter) stops the search cleanly and raises `warmcv.StopRequested`; resume it later.
     """
     from warmcv.api.inputs import data_path
@@ -176,9 +197,11 @@ def tune(data: Any = None, target: str | None = None, *, folds: int = 5, trials:
     run_dir = Path(out)
     # A new run folder that ends up without run.json (bad settings, Ctrl-C at the wrong moment) is removed.
     with new_run_folder(run_dir, resume=resume):
+        pruning = _pruning_options(prune)
         resumable: dict[str, Any] = {"trials": trials, "parallel": parallel, "workers": workers, "timeout": timeout,
                                      "predict_output": predict_output, "approval": approval,
-                                     "force_register": force_register}
+                                     "force_register": force_register,
+                                     "prune": None if prune is None else isinstance(prune, Mapping) or bool(prune)}
         if mlflow is True:
             raise UserInputError("mlflow=True: give the tracking URI (or None to use $MLFLOW_TRACKING_URI)")
         tracking = {"mlflow_tracking_uri": (mlflow or os.environ.get(TRACKING_URI_ENV) or None)
@@ -194,6 +217,7 @@ def tune(data: Any = None, target: str | None = None, *, folds: int = 5, trials:
                                    id_columns=tuple(id_columns), seed=split_seed),
                     search=_search_overrides(search), exclude=exclude, fixed=_fixed_strings(fixed), sampler=sampler,
                     seed=seed, registry=registry, model_group=model_group,
+                    pruning=pruning.get("pruning", saved.pruning),
                     **{k: v for k, v in resumable.items() if v is not None},
                     **({"mlflow_tracking_uri": saved.mlflow_tracking_uri, "mlflow_experiment": saved.mlflow_experiment}
                        if mlflow is None and mlflow_experiment is None else tracking))
@@ -215,7 +239,7 @@ def tune(data: Any = None, target: str | None = None, *, folds: int = 5, trials:
                 data_path(data, run_dir), target, prepare, search=_search_overrides(search), exclude=exclude,
                 fixed=_fixed_strings(fixed), sampler=sampler, seed=seed,
                 predict=data_path(predict, run_dir / "predict", same_as_before=False) if predict is not None else None,
-                registry=registry, model_group=model_group, **tracking,
+                registry=registry, model_group=model_group, **tracking, **pruning,
                 **{k: v for k, v in resumable.items() if v is not None})
 
         display = TrialProgress(bar=True) if progress else None

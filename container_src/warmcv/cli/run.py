@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from warmcv.cli.common import add_prepare_options, default_run_dir, parse_assignments, prepare_options_from
 from warmcv.errors import UserInputError
-from warmcv.settings.choices import APPROVAL_STATUSES, PREDICT_OUTPUTS, SAMPLERS
+from warmcv.settings.choices import APPROVAL_STATUSES, PREDICT_OUTPUTS, PRUNE_BY_DEFAULT, PRUNE_RULES, SAMPLERS
 
 if TYPE_CHECKING:
     from warmcv.settings.run import RunSettings
@@ -18,10 +18,12 @@ if TYPE_CHECKING:
 # Options of a new run that a resume must not be given (the run folder's run.json decides them).
 _NEW_RUN_ONLY = ("data", "target", "example", "config", "search", "set", "exclude", "sampler", "seed", "out",
                  "registry", "model_group", "folds", "task", "splitter", "group_column", "time_column",
-                 "categorical", "drop", "split_seed", "id_column", "mlflow", "mlflow_experiment", "no_mlflow")
+                 "categorical", "drop", "split_seed", "id_column", "mlflow", "mlflow_experiment", "no_mlflow",
+                 "prune_rule", "prune_threshold")
 # `warmcv run`'s exit status when the run finished but its model was not registered (no better than constant).
 NOT_REGISTERED = 3
-_CONFIG_KEYS = {"trials", "parallel", "workers", "timeout", "sampler", "seed", "search", "set", "exclude"}
+_CONFIG_KEYS = {"trials", "parallel", "workers", "timeout", "sampler", "seed", "search", "set", "exclude", "prune",
+                "pruning"}
 EXAMPLE_HOLDOUT = "example_holdout.csv"
 
 
@@ -53,9 +55,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--exclude", action="append", metavar="NAME", help="leave a hyperparameter out of the search")
     search.add_argument("--set", action="append", metavar="NAME=VALUE",
                         help="fix a hyperparameter (it is then not searched), e.g. --set metric=logloss")
+    search.add_argument("--prune", action=argparse.BooleanOptionalAction, default=None,
+                        help="fold-level pruning: hand each trial's folds out one at a time and stop a trial "
+                             "that cannot beat the best on the same folds (recorded as pruned with the folds it "
+                             f"ran; default {'on' if PRUNE_BY_DEFAULT else 'off'}); may change on --resume")
+    search.add_argument("--prune-rule", choices=PRUNE_RULES, default=None,
+                        help="paired-bound (default): chance to beat the best below the threshold; wilcoxon: "
+                             "Optuna's WilcoxonPruner test (with 5 folds it cannot prune before the 4th)")
+    search.add_argument("--prune-threshold", type=float, default=None,
+                        help="pruning threshold, a probability (paired-bound) or p-value (wilcoxon); default 0.1")
     search.add_argument("--config", type=Path,
-                        help="TOML or JSON file with trials/parallel/workers/timeout/sampler/seed and "
-                             "[search], [set] tables and an exclude list; command-line options win")
+                        help="TOML or JSON file with trials/parallel/workers/timeout/sampler/seed/prune and "
+                             "[search], [set], [pruning] tables and an exclude list; command-line options win")
     output = run.add_argument_group("output")
     output.add_argument("--out", type=Path, help="run folder (default runs/run-<time>)")
     output.add_argument("--resume", type=Path, metavar="RUN_DIR",
@@ -127,7 +138,7 @@ def load_config(path: Path) -> dict[str, Any]:
     if unknown:
         raise UserInputError(f"config file {path}: unknown key(s) {', '.join(unknown)}; "
                              f"allowed: {', '.join(sorted(_CONFIG_KEYS))}")
-    for table in ("search", "set"):
+    for table in ("search", "set", "pruning"):
         if not isinstance(config.get(table, {}), dict):
             raise UserInputError(f"config file {path}: [{table}] must be a table of name = value")
     if not isinstance(config.get("exclude", []), list):
@@ -147,6 +158,7 @@ def settings_from_args(args: argparse.Namespace, out: Path) -> RunSettings:
     """RunSettings for a new run: config file first, then the command line over it."""
     from warmcv.examples import EXAMPLE_TARGET, example_path
     from warmcv.model.registry import check_group_name
+    from warmcv.settings.run import PruningOptions
     from warmcv.tuning.run_settings import new_run_settings
 
     config = load_config(args.config) if args.config else {}
@@ -166,6 +178,10 @@ def settings_from_args(args: argparse.Namespace, out: Path) -> RunSettings:
         value = getattr(args, name)
         return value if value is not None else config.get(name, default)
 
+    flags = {k: v for k, v in (("rule", args.prune_rule), ("threshold", args.prune_threshold)) if v is not None}
+    pruning = {**config.get("pruning", {}), **flags}
+    pruning_source = " and ".join([*([f"[pruning] of {args.config}"] if config.get("pruning") else []),
+                                   *(["--prune-rule/--prune-threshold"] if flags else [])])
     predict = args.predict
     _check_predict_source(predict)
     if args.example and predict is None:
@@ -181,6 +197,8 @@ def settings_from_args(args: argparse.Namespace, out: Path) -> RunSettings:
         model_group=args.model_group or ("census-income-example" if args.example else None),
         approval=args.approval or "PendingManualApproval", force_register=bool(args.force_register),
         mlflow_tracking_uri=tracking_uri(args.mlflow, off=args.no_mlflow), mlflow_experiment=args.mlflow_experiment,
+        prune=pick("prune", None),
+        **({"pruning": PruningOptions.parse(pruning, pruning_source)} if pruning else {}),
     )
 
 
@@ -256,7 +274,7 @@ def _run_in(run_dir: Path, args: argparse.Namespace) -> Any:
         settings = resume_settings(RunSettings.load(run_dir), trials=args.trials, parallel=args.parallel,
                                    workers=args.workers, timeout=args.timeout, predict=args.predict,
                                    predict_output=args.predict_output, approval=args.approval,
-                                   force_register=args.force_register)
+                                   force_register=args.force_register, prune=args.prune)
     else:
         settings = settings_from_args(args, run_dir)
     progress = TrialProgress(bar=not args.no_progress and sys.stderr.isatty())

@@ -7,11 +7,12 @@ import math
 from collections.abc import Mapping
 
 from warmcv.clock import SYSTEM_CLOCK, Clock
-from warmcv.cv.folds import FoldTask
+from warmcv.cv.folds import FoldResult, FoldTask
+from warmcv.cv.pruning import StagedFolds, TrialPruned
 from warmcv.cv.runner import FoldRunner
 from warmcv.cv.summary import CrossValidationSummary
 from warmcv.data.manifest import Manifest
-from warmcv.declarations import HyperparameterValues, parse_hyperparameters
+from warmcv.declarations import HyperparameterValues, ScoringMetric, parse_hyperparameters
 from warmcv.errors import UserInputError
 from warmcv.model.params import training_setup
 
@@ -41,23 +42,35 @@ def fold_tasks(hps: HyperparameterValues, manifest: Manifest) -> list[FoldTask]:
 
 
 def cross_validate(runner: FoldRunner, hps: HyperparameterValues, manifest: Manifest,
-                   clock: Clock = SYSTEM_CLOCK) -> CrossValidationSummary:
+                   clock: Clock = SYSTEM_CLOCK, staged: StagedFolds | None = None) -> CrossValidationSummary:
     """Run every fold on `runner`; on any failure or stop, stop the folds still running, then re-raise.
 
-    `clock` is the runner's: a simulation reports the trial's simulated seconds, not the real ones."""
+    `clock` is the runner's: a simulation reports the trial's simulated seconds, not the real ones.
+    With `staged`, the folds go to the runner stage by stage (one `run` call each) and `staged.check`
+    decides after each stage but the last whether to go on; a pruned trial raises `TrialPruned` with
+    the summary of the folds it ran, and its later folds are never handed out.
+    """
     check_n_folds(hps, manifest)
     setup = training_setup(hps, manifest)  # validates objective and metric against the task before any fold starts
     tasks = fold_tasks(hps, manifest)
     started = clock.monotonic()
-    try:
-        results = runner.run(tasks)
-    except BaseException:
-        runner.stop()
-        raise
-    summary = CrossValidationSummary.from_results(
-        results, setup.metric.name, setup.metric.direction, runner.describe(), clock.monotonic() - started,
-        forwarded_hyperparameters(hps),
-    )
+    if staged is not None and sorted(staged.order) != list(range(len(tasks))):
+        raise ValueError(f"staged folds must name each of the {len(tasks)} folds once, got {list(staged.order)}")
+    stages = [tasks] if staged is None else [[tasks[f] for f in stage] for stage in staged.stages()]
+    results: list[FoldResult] = []
+    for number, stage in enumerate(stages):
+        try:
+            results.extend(runner.run(stage))
+        except BaseException:
+            runner.stop()
+            raise
+        if staged is not None and number < len(stages) - 1:
+            decision = staged.check(staged.scores(results))
+            log.info("%s after %d of %d folds (%s): %s", "pruned" if decision.prune else "going on", len(results),
+                     len(tasks), decision.rule, decision.reason)
+            if decision.prune:
+                raise TrialPruned(_summary(runner, results, setup.metric, hps, clock.monotonic() - started), decision)
+    summary = _summary(runner, results, setup.metric, hps, clock.monotonic() - started)
     for result in summary.folds:
         log.info("fold %d: validation %s %.6f, train %.6f, best iteration %d, %.2f s (%s)", result.fold,
                  summary.metric, result.validation_score, result.train_score, result.best_iteration, result.seconds,
@@ -65,6 +78,14 @@ def cross_validate(runner: FoldRunner, hps: HyperparameterValues, manifest: Mani
     if not all(math.isfinite(r.validation_score) for r in results):
         log.warning("a fold's validation score is not finite; the average is not meaningful")
     return summary
+
+
+def _summary(runner: FoldRunner, results: list[FoldResult], metric: ScoringMetric, hps: HyperparameterValues,
+             seconds: float) -> CrossValidationSummary:
+    """The summary of the folds run, in fold order (stages may have run them in another)."""
+    ordered = sorted(results, key=lambda r: r.fold)
+    return CrossValidationSummary.from_results(ordered, metric.name, metric.direction, runner.describe(), seconds,
+                                               forwarded_hyperparameters(hps))
 
 
 def final_fit_hyperparameters(trial: Mapping[str, str], summary: CrossValidationSummary) -> dict[str, str]:

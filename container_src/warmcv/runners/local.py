@@ -39,11 +39,15 @@ class LocalFoldRunner(FoldRunner):
             pool = WarmWorkerPool(workers=min(n_folds or default_threads(), default_threads()))
         self.pool = pool
         self._group: object | None = None
+        # Once stopped, later stages of a staged cross-validation are refused rather than started.
+        self._stopped = False
 
     def describe(self) -> str:
         return f"local ({self.pool.workers} warm worker processes x {self.pool.threads} LightGBM threads)"
 
     def run(self, tasks: Sequence[FoldTask]) -> list[FoldResult]:
+        if self._stopped:
+            raise StopRequested("the trial was stopped")
         group = ("trial", next(_trial_ids))
         self._group = group
         submitted = time.monotonic()
@@ -69,6 +73,7 @@ class LocalFoldRunner(FoldRunner):
                 for f in futures]
 
     def stop(self) -> None:
+        self._stopped = True
         if self._group is not None:
             stopped = self.pool.cancel(self._group)
             if stopped:

@@ -16,6 +16,7 @@ from warmcv.settings.choices import (
     MIN_FOLDS,
     ApprovalStatus,
     PredictOutput,
+    PruneRule,
     Sampler,
     Splitter,
     Task,
@@ -49,6 +50,19 @@ class PrepareOptions(Settings):
         return None if value == "" else value
 
 
+class PruningOptions(Settings):
+    """How fold-level pruning decides and stages a trial's folds (warmcv.cv.pruning), when it is on."""
+
+    what: ClassVar[str] = "pruning settings"
+
+    rule: PruneRule = "paired-bound"
+    # paired-bound: prune below this chance to beat the best; wilcoxon: below this p-value.
+    threshold: float = Field(0.1, gt=0, lt=1)
+    first_folds: int = Field(1, ge=1)  # folds a trial runs before its first check
+    step_folds: int = Field(1, ge=1)  # folds handed out per stage after that
+    min_trials: int = Field(5, ge=1)  # completed trials before any trial is pruned
+
+
 class RunSettings(Settings):
     """Everything a run needs, saved as run.json so --resume continues with exactly these."""
 
@@ -78,6 +92,10 @@ class RunSettings(Settings):
     # MLflow: the tracking URI (None: no tracking) and the experiment (None: the model group's name).
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str | None = None
+    # Absent from a run.json written before pruning existed, so such a run resumes unpruned; a new
+    # run gets PRUNE_BY_DEFAULT unless the user says (tuning/run_settings.py).
+    prune: bool = False
+    pruning: PruningOptions = Field(default_factory=PruningOptions)
     format_version: int = RUN_FORMAT_VERSION
 
     @classmethod

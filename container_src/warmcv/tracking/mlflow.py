@@ -50,6 +50,7 @@ TRIAL_TAG = "warmcv.trial"
 BEST_TAG = "warmcv.best"
 ERROR_TAG = "warmcv.error"
 CONSTANT_TAG = "warmcv.constant_model"
+PRUNED_TAG = "warmcv.pruned"
 # MLflow's limits (mlflow.utils.validation): a parameter value, a tag value.
 MAX_PARAM_CHARS = 6000
 MAX_TAG_CHARS = 8000
@@ -153,8 +154,9 @@ class TrialRecord:
     hyperparameters: Mapping[str, str]
     started_ms: int
     seconds: float
-    summary: CrossValidationSummary | None = None  # None for a failed trial
+    summary: CrossValidationSummary | None = None  # None for a failed trial; the folds it ran for a pruned one
     error: str | None = None
+    pruned: Mapping[str, Any] | None = None  # why a pruned trial stopped (warmcv.cv.pruning.PruningDecision)
 
 
 class MlflowStudy:
@@ -227,15 +229,21 @@ class MlflowStudy:
         params = [Param(k, _text(v, MAX_PARAM_CHARS)) for k, v in sorted(trial.hyperparameters.items())]
         metrics = [Metric("seconds", float(trial.seconds), end_ms, 0)]
         tags: list[Any] = []
-        if trial.summary is not None:
+        if trial.pruned is not None and trial.summary is not None:
+            # Only the folds it ran: a mean over some folds is not comparable with the others' K-fold means.
+            metrics += [Metric(key, value, end_ms, 0) for key, value in trial_metrics(trial.summary).items()
+                        if "_fold_" in key]
+            tags.append(RunTag(PRUNED_TAG, _text(json.dumps(trial.pruned, sort_keys=True), MAX_TAG_CHARS)))
+        elif trial.summary is not None:
             metrics += [Metric(key, value, end_ms, 0) for key, value in trial_metrics(trial.summary).items()]
             if trial.summary.constant_model:
                 tags.append(RunTag(CONSTANT_TAG, "true"))
         if trial.error:
             tags.append(RunTag(ERROR_TAG, _text(trial.error, MAX_TAG_CHARS)))
         self.client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
-        self.client.set_terminated(run_id, status="FINISHED" if trial.summary is not None else "FAILED",
-                                   end_time=end_ms)
+        # MLflow's run statuses: a pruned trial was stopped on purpose (KILLED), not failed.
+        status = "KILLED" if trial.pruned is not None else "FINISHED" if trial.summary is not None else "FAILED"
+        self.client.set_terminated(run_id, status=status, end_time=end_ms)
         return run_id
 
     def trial_runs(self, **where: str) -> list[Any]:

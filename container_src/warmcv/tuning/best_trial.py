@@ -102,6 +102,9 @@ class BestTrialKeeper:
     def trial_failed(self, trial: Any, error: str, seconds: float) -> None:
         """A failed trial has nothing to keep."""
 
+    def trial_pruned(self, trial: Any, summary: CrossValidationSummary, decision: Any, seconds: float) -> None:
+        """A pruned trial cannot be the best: it kept nothing."""
+
     def _drop(self, number: int) -> None:
         for path in self._paths(number):
             path.unlink(missing_ok=True)

@@ -41,6 +41,7 @@ from warmcv.tuning.study import (
     STUDY_FILE,
     counted_trials,
     open_study,
+    pruned_trials,
     recover_interrupted,
     retried_numbers,
     run_lock,
@@ -59,8 +60,14 @@ PLOTS_DIR = "plots"
 PREDICTIONS_FILE = "predictions.csv"
 
 
-def default_parallel(workers: int, folds: int) -> int:
-    """Trials in flight: enough queued folds that no worker idles while a trial's last fold finishes."""
+def default_parallel(workers: int, folds: int, staged: bool = False) -> int:
+    """Trials in flight: enough queued folds that no worker idles while a trial's last fold finishes.
+
+    A pruned search's trial has only a stage (a fold or two) out at a time: one trial more than the
+    workers keeps a fold queued while another trial is between two stages, without the sampler
+    proposing many trials blind to each other's results."""
+    if staged:
+        return max(2, workers + 1)
     return max(2, math.ceil(2 * workers / folds))
 
 
@@ -188,7 +195,7 @@ class Run:
             hps = parse_hyperparameters({**s.fixed, "mode": "coordinator"})
             check_n_folds(hps, manifest)
             setup = training_setup(hps, manifest)  # checks objective and metric against the task up front
-            parallel = s.parallel or default_parallel(workers, manifest.n_folds)
+            parallel = s.parallel or default_parallel(workers, manifest.n_folds, staged=s.prune)
 
             import optuna
 
@@ -199,19 +206,22 @@ class Run:
             study.sampler = make_sampler(s.sampler, s.seed + len(study.get_trials(deepcopy=False)))
             recover_interrupted(study)
             complete, failed = counted_trials(study)
-            todo = max(0, s.trials - complete - failed)
+            done = complete + failed + pruned_trials(study)
+            todo = max(0, s.trials - done)
             self.on_stage(f"searching {len(space)} hyperparameters with {s.sampler.upper()} (seed {s.seed}): "
                           f"{todo} trial(s) to run"
-                          + (f", {complete + failed} already done" if complete + failed else "")
-                          + f"; {parallel} trials in flight on {workers} warm workers x {threads} LightGBM thread(s)")
+                          + (f", {done} already done" if done else "")
+                          + f"; {parallel} trials in flight on {workers} warm workers x {threads} LightGBM thread(s)"
+                          + (f"; fold-level pruning ({s.pruning.rule})" if s.prune else ""))
 
             keeper = BestTrialKeeper(self.run_dir, manifest, prepared, setup.metric.direction == "Maximize")
             tracking = self._tracking = RunTracking.open(s, self.run_dir, self.experiment_name)
             if self.on_search_start is not None:
-                self.on_search_start(setup.metric.name, s.trials, complete + failed)
+                self.on_search_start(setup.metric.name, s.trials, done)
             search = Search(study, space, s.fixed, prepared, manifest, pool, trials=s.trials, parallel=parallel,
                             timeout=s.timeout, stop=self.stop, on_trial=self.on_trial,
-                            observers=[keeper, *([tracking] if tracking else [])], sample=ordered_sampler(space))
+                            observers=[keeper, *([tracking] if tracking else [])], sample=ordered_sampler(space),
+                            pruning=s.pruning if s.prune else None)
             startup.finish()  # from here a stop ends the search cleanly (the caller's handler): trials are kept
             outcome = search.run()
             pool_stats = {"workers": workers, "threads_per_worker": threads, "parallel_trials": parallel,
@@ -271,7 +281,7 @@ class Run:
         from warmcv.model.package import ARCHIVE_NAME, package_model
         from warmcv.model.registry import LocalModelRegistry
         from warmcv.tuning.plots import feature_importance_plot, make_plots
-        from warmcv.tuning.report import REPORT_FILE, trial_records, write_report
+        from warmcv.tuning.report import REPORT_FILE, pruning_savings, trial_records, write_report
 
         s = self.settings
         best = study.best_trial
@@ -361,6 +371,7 @@ class Run:
         fold_seconds = sum(f["seconds"] for r in records if r["number"] in here and r["cv"] for f in r["cv"]["folds"])
         search_seconds = self.timings.values.get("search_seconds", 0.0)
         counts = {"complete": sum(r["state"] == "complete" for r in records),
+                  "pruned": sum(r["state"] == "pruned" for r in records),
                   "failed": sum(r["state"] == "failed" for r in records),
                   "interrupted": sum(r["state"] == "interrupted" for r in records)}
         report: dict[str, Any] = {
@@ -373,7 +384,10 @@ class Run:
             "metric": {"name": setup.metric.name, "direction": setup.metric.direction},
             "search": {"sampler": s.sampler, "seed": s.seed, "trials_requested": s.trials, "counts": counts,
                        "folds": manifest.n_folds, "space": describe(space), "fixed": s.fixed, "timeout": s.timeout,
-                       "stopped_by_timeout": outcome.timed_out, **pool_stats},
+                       "stopped_by_timeout": outcome.timed_out,
+                       "pruning": {"on": s.prune, **s.pruning.model_dump(mode="json"),
+                                   **pruning_savings(records, manifest.n_folds)},
+                       **pool_stats},
             "best": {"trial": best.number, "cv_mean": summary.validation_mean, "cv_std": summary.validation_std,
                      "params": dict(best.params), "hyperparameters": trial_hps,
                      "folds": [f.to_dict() for f in summary.folds],

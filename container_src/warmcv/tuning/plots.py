@@ -56,6 +56,11 @@ def optimization_history(records: Sequence[Mapping[str, Any]], metric: str, maxi
     if failed and y:
         ax.plot([r["number"] for r in failed], [min(y) if maximize else max(y)] * len(failed), "x", color="grey",
                 label="failed trial")
+    pruned = [r for r in records if r["state"] == "pruned"]
+    if pruned and y:
+        # At the worst completed score: a pruned trial has no CV mean, only the folds it ran.
+        ax.plot([r["number"] for r in pruned], [min(y) if maximize else max(y)] * len(pruned), "v", color="tab:orange",
+                ms=4, alpha=0.6, label="pruned trial")
     ax.set_xlabel("trial")
     ax.set_ylabel(f"CV {metric}")
     ax.set_title("Optimization history")

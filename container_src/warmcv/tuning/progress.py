@@ -34,10 +34,11 @@ class TrialProgress:
         best = (f"best {self.metric} {report.best_value:.6f} (#{report.best_number})"
                 if report.best_value is not None else "no completed trial yet")
         first_line = report.error.splitlines()[0] if report.error else ""
+        pruned = report.pruned_so_far
         if self.bar is not None:
             if report.state != "interrupted":
                 self.bar.update(1)
-            self.bar.set_postfix_str(best)
+            self.bar.set_postfix_str(best + (f", {pruned} pruned" if pruned else ""))
             if report.state == "failed":
                 self.bar.write(f"trial #{report.number} failed: {first_line}")
             if report.note:
@@ -45,6 +46,8 @@ class TrialProgress:
             return
         if report.state == "complete":
             what = f"{self.metric} {report.value:.6f} +/- {report.std:.6f}"
+        elif report.state == "pruned" and report.pruned is not None:
+            what = pruned_line(report.pruned, self.metric)
         else:
             what = report.state + (f": {first_line}" if first_line else "")
         note = f" ({report.note})" if report.note else ""
@@ -55,3 +58,12 @@ class TrialProgress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def pruned_line(decision: Any, metric: str) -> str:
+    """A pruned trial in one line: why it stopped, in the numbers the pruner compared."""
+    text = f"pruned after {decision.folds_seen} of {decision.n_folds} folds"
+    if decision.trial_mean is not None and decision.best_mean_same_folds is not None:
+        text += (f": {metric} {decision.trial_mean:.6f} against {decision.best_mean_same_folds:.6f} for "
+                 f"#{decision.best_trial} on the same fold{'s' if decision.folds_seen > 1 else ''}")
+    return text

@@ -10,14 +10,16 @@ from typing import Any
 
 from warmcv.cv import CrossValidationSummary
 from warmcv.files import write_text_atomic
-from warmcv.tuning.search import CV_ATTR, ERROR_ATTR, HYPERPARAMETERS_ATTR
+from warmcv.tuning.search import CV_ATTR, ERROR_ATTR, HYPERPARAMETERS_ATTR, PRUNED_ATTR
 from warmcv.tuning.study import retried_numbers
 
 REPORT_FILE = "report.json"
 
 
 def trial_records(study: Any) -> list[dict[str, Any]]:
-    """Every trial that ran, oldest first: state, CV result with per-fold scores, parameters, timing, error."""
+    """Every trial that ran, oldest first: state, CV result with per-fold scores, parameters, timing, error.
+
+    A pruned trial's "cv" holds the folds it ran (its partial summary), "pruned" why it stopped."""
     from optuna.trial import TrialState
 
     retried = retried_numbers(study)
@@ -40,6 +42,7 @@ def trial_records(study: Any) -> list[dict[str, Any]]:
             "cv": cv,
             "constant_model": CrossValidationSummary.from_dict(cv).constant_model if cv else None,
             "error": trial.user_attrs.get(ERROR_ATTR),
+            "pruned": trial.user_attrs.get(PRUNED_ATTR) if trial.state == TrialState.PRUNED else None,
             "retry_of": trial.system_attrs.get("failed_trial"),
             "started": trial.datetime_start.isoformat() if trial.datetime_start else None,
             "seconds": seconds,
@@ -51,6 +54,15 @@ def trial_summary(trial: Any) -> dict[str, Any] | None:
     """A trial's cross-validation summary as stored (CrossValidationSummary.to_dict), or None."""
     stored = trial.user_attrs.get(CV_ATTR)
     return CrossValidationSummary.from_dict(stored).to_dict() if stored else None
+
+
+def pruning_savings(records: Sequence[Mapping[str, Any]], n_folds: int) -> dict[str, Any]:
+    """What pruning saved: folds the pruned trials never trained, of all folds the counted trials would have."""
+    pruned = [r for r in records if r["state"] == "pruned"]
+    trained = sum(len(r["cv"]["folds"]) for r in pruned if r["cv"])
+    counted = sum(r["state"] in ("complete", "pruned") for r in records)
+    return {"pruned_trials": len(pruned), "folds_skipped": len(pruned) * n_folds - trained,
+            "folds_of_counted_trials": counted * n_folds}
 
 
 def ranked(records: Sequence[Mapping[str, Any]], maximize: bool) -> list[Mapping[str, Any]]:
@@ -86,7 +98,12 @@ def summary_table(report: Mapping[str, Any], top: int = 5) -> str:
     best_first = ranked(report["trials"], maximize)[:top]
     lines = []
     counts = report["search"]["counts"]
-    lines.append(f"{counts['complete']} trials completed, {counts['failed']} failed"
+    pruned = counts.get("pruned", 0)
+    pruning = report["search"].get("pruning") or {}
+    lines.append(f"{counts['complete']} trials completed"
+                 + (f", {pruned} pruned ({pruning['folds_skipped']} of {pruning['folds_of_counted_trials']} folds "
+                    "skipped)" if pruned and "folds_skipped" in pruning else f", {pruned} pruned" if pruned else "")
+                 + f", {counts['failed']} failed"
                  + (f", {counts['interrupted']} interrupted and re-run" if counts["interrupted"] else "")
                  + f"; {report['search']['folds']}-fold CV, {metric} ({'higher' if maximize else 'lower'} is better)")
     header = ["rank", "trial", f"CV {metric}", "std", "folds min..max", "rounds", "seconds"]

@@ -14,6 +14,7 @@ from typing import Any
 from warmcv.declarations import TUNING_FIXED, static_hyperparameters
 from warmcv.declarations.search_space import parse_override
 from warmcv.errors import UserInputError
+from warmcv.settings.choices import PRUNE_BY_DEFAULT
 from warmcv.settings.run import PrepareOptions, RunSettings
 from warmcv.tracking.mlflow import normalise_uri
 from warmcv.tuning.space import FITTED_TO_DATA, check_sampler, describe, ordered_sampler, resolve_space
@@ -21,7 +22,8 @@ from warmcv.tuning.space import FITTED_TO_DATA, check_sampler, describe, ordered
 # Hyperparameters a run sets itself.
 _NOT_SETTABLE = {"mode", "fold"}
 # What a resume may change; everything else is the run folder's.
-RESUMABLE = ("trials", "parallel", "workers", "timeout", "predict", "predict_output", "approval", "force_register")
+RESUMABLE = ("trials", "parallel", "workers", "timeout", "predict", "predict_output", "approval", "force_register",
+             "prune")  # pruning changes which folds later trials run, not the trials already run
 
 
 def resolve_fixed(user_fixed: Mapping[str, str], space: Mapping[str, Any]) -> dict[str, str]:
@@ -39,9 +41,12 @@ def new_run_settings(data: Path | str, target: str, prepare: PrepareOptions, *, 
                      exclude: Iterable[str] = (), fixed: Mapping[str, str] | None = None,
                      **options: Any) -> RunSettings:
     """Settings of a new run. `search` holds overrides like "num_leaves=16:128:log"; `fixed` string values;
-    `options` the other RunSettings fields (trials, sampler, seed, ...), each validated."""
+    `options` the other RunSettings fields (trials, sampler, seed, prune, ...), each validated; `prune`
+    left out (or None) is PRUNE_BY_DEFAULT."""
     user_fixed = dict(fixed or {})
     search = list(search)
+    if options.get("prune") is None:
+        options["prune"] = PRUNE_BY_DEFAULT
     space = resolve_space(search, exclude=exclude, fixed=user_fixed)
     ordered_sampler(space)  # ranges that cannot meet (num_leaves above 2^max_depth) fail before anything runs
     paths: dict[str, Any] = {k: str(Path(v).resolve()) for k, v in options.items()

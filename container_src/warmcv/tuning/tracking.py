@@ -58,9 +58,10 @@ class RunTracking:
                  study.run_id, study.experiment_id, uri)
         return cls(study)
 
-    def _log(self, trial: Any, seconds: float, summary: CrossValidationSummary | None, error: str | None) -> None:
+    def _log(self, trial: Any, seconds: float, summary: CrossValidationSummary | None, error: str | None,
+             pruned: dict[str, Any] | None = None) -> None:
         record = TrialRecord(trial.number, dict(trial.user_attrs.get("hyperparameters", {})),
-                             _started_ms(trial, seconds), seconds, summary, error)
+                             _started_ms(trial, seconds), seconds, summary, error, pruned)
         try:
             run_id = self.study.log_trial(record)
         except Exception as problem:  # noqa: BLE001 - tracking must not end the search; the study keeps the trial
@@ -74,6 +75,9 @@ class RunTracking:
 
     def trial_failed(self, trial: Any, error: str, seconds: float) -> None:
         self._log(trial, seconds, None, error)
+
+    def trial_pruned(self, trial: Any, summary: CrossValidationSummary, decision: Any, seconds: float) -> None:
+        self._log(trial, seconds, summary, None, decision.to_dict())
 
     def finish(self, best: Any, metrics: dict[str, float], tags: dict[str, Any], artifacts: list[Path]) -> None:
         """Tag the best trial's run, log the result and the artifacts on the parent, and end it."""
