@@ -45,6 +45,8 @@ from warmcv.runners.sagemaker.folds import FoldJob, FoldJobs, FoldProblem, Trial
 from warmcv.runners.sagemaker.timing import TIMING_ENV, Pacer, Timing
 
 log = logging.getLogger(__name__)
+# A wake-up computed as now + (t - now) may land a hair before t in floating point: such a moment counts as t.
+TIME_TOLERANCE = 1e-6
 
 
 class FoldsTimedOut(UserInputError):
@@ -231,14 +233,15 @@ class SageMakerFoldRunner(FoldRunner):
             now = self.clock.monotonic()
             self._check_deadline(now)
             self._check_local()
-            if queue and now >= next_create and self.create_gate is not None:
+            if queue and now >= next_create - TIME_TOLERANCE and self.create_gate is not None:
                 if not slots:
                     slots.extend(self.create_gate.claim(now, len(queue)))
-                if slots[0] > now:
+                if slots[0] > now + TIME_TOLERANCE:
                     next_create = slots[0]
                     continue
                 slots.popleft()
                 self.create_gate.sent(now)
+                next_create = now
             if queue and now >= next_create:
                 fold = queue[0]
                 try:
@@ -350,6 +353,8 @@ class SageMakerFoldRunner(FoldRunner):
         raise FoldFailed(fold.task.fold, reason)
 
     def _sleep_until(self, now: float, *wakes: float | None) -> None:
+        # The clock again, not the loop's `now`: a poll since then took time, and a create slot must not slip by it.
+        now = self.clock.monotonic()
         candidates = [w for w in wakes if w is not None]
         folds = self.jobs.folds
         if self._local is not None and folds and folds[0].state != "done":
