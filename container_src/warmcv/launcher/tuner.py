@@ -120,7 +120,7 @@ def tuner(config: LauncherConfig, session: Any, params: PipelineParameters | Non
     trial = trainer(config, session, hyperparameters, keep_alive=0, base_job_name="warmcv-trial",
                     output=config.uri("tuning"), params=params)
     strategy_config = None
-    if tuning.strategy == "Hyperband":
+    if tuning.search_strategy == "Hyperband":
         strategy_config = HyperParameterTuningJobStrategyConfig(hyperband_strategy_config=HyperbandStrategyConfig(
             min_resource=tuning.hyperband_min_resource,
             max_resource=tuning.hyperband_max_resource or tuning.rounds))
@@ -138,9 +138,9 @@ def tuner(config: LauncherConfig, session: Any, params: PipelineParameters | Non
         objective_type=objective["Type"],
         hyperparameter_ranges=parameter_ranges(config, params),
         metric_definitions=metric_definitions(COORDINATOR_METRICS),
-        strategy=tuning.strategy,
+        strategy=tuning.search_strategy,
         # Grid search runs every combination: SageMaker rejects a job count with it.
-        max_jobs=None if tuning.strategy == "Grid" else config.max_jobs,
+        max_jobs=None if tuning.search_strategy == "Grid" else config.max_jobs,
         max_parallel_jobs=tuning.parallel_trials,
         max_runtime_in_seconds=tuning.max_runtime_seconds or None,
         early_stopping_type=tuning.early_stopping,
@@ -151,7 +151,7 @@ def tuner(config: LauncherConfig, session: Any, params: PipelineParameters | Non
     )
     if params is not None:
         limits = {"MaxParallelTrainingJobs": params.parallel_trials}
-        if tuning.strategy != "Grid":
+        if tuning.search_strategy != "Grid":
             limits["MaxNumberOfTrainingJobs"] = params.max_trials
         built.resource_limits = limits
     return built
