@@ -4,7 +4,8 @@
 #   docker build -t warmcv .                                  (python:3.11-slim-bookworm base)
 #   docker build --build-arg BASE_IMAGE=<a Python 3.11 Debian image> -t warmcv .
 #
-# Versions come from pyproject.toml only (exact pins); nothing is pinned here.
+# Versions: pyproject.toml says which ranges warmcv supports, constraints.txt which versions were tested;
+# every pip install here takes the latter (-c for packages, --build-constraint for the build's setuptools).
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 # ---- build stage: compilers live here only (sagemaker-training builds a C extension from its sdist)
@@ -15,15 +16,17 @@ RUN apt-get update \
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python3 -m venv /opt/venv
 WORKDIR /src
-# Dependencies first, from pyproject.toml alone, so that a code change rebuilds in seconds:
-# an empty package stands in for the code until the real one is copied below.
-COPY pyproject.toml README.md ./
+# Dependencies first, from pyproject.toml and constraints.txt alone, so that a code change rebuilds in
+# seconds: an empty package stands in for the code until the real one is copied below. The base image's
+# pip is upgraded (to the pinned version) first: older ones have no --build-constraint.
+COPY pyproject.toml README.md constraints.txt ./
 RUN mkdir -p container_src/warmcv && touch container_src/warmcv/__init__.py \
- && /opt/venv/bin/pip install ".[container]" \
+ && /opt/venv/bin/pip install -c constraints.txt --upgrade pip \
+ && /opt/venv/bin/pip install -c constraints.txt --build-constraint constraints.txt ".[container]" \
  && /opt/venv/bin/pip uninstall -y warmcv \
  && rm -rf build container_src
 COPY container_src ./container_src
-RUN /opt/venv/bin/pip install --no-deps . \
+RUN /opt/venv/bin/pip install -c constraints.txt --build-constraint constraints.txt --no-deps . \
  # Third-party test suites are not needed at run time (about 120 MB).
  && for pkg in numpy pandas pyarrow scipy sklearn; do \
       find "/opt/venv/lib/python3.11/site-packages/$pkg" -type d -name tests -prune -exec rm -rf {} +; \

@@ -16,6 +16,6 @@ def test_ruff_finds_nothing():
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     if ruff is None:
         pytest.fail("ruff is not installed: install the test extra (pip install -e '.[test]')")
-    result = subprocess.run([ruff, "check", "container_src", "tests", "bench", "docker"], cwd=REPO, capture_output=True,
+    result = subprocess.run([ruff, "check", "container_src", "tests", "bench", "docker", "tools"], cwd=REPO, capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from warmcv.data.schema import FeatureSchema
 from warmcv.declarations import ALL_FOLDS
@@ -120,7 +121,8 @@ def read_manifest(directory: Path) -> Manifest:
 
 @dataclass
 class PreparedData:
-    """The prepared data in memory: features with the schema applied, encoded labels and fold ids."""
+    """The prepared data as training needs it, and nothing more: the features with the schema applied (named as
+    LightGBM knows them), encoded labels and fold ids. The group and time columns stay on disk."""
 
     manifest: Manifest
     features: pd.DataFrame
@@ -140,15 +142,19 @@ class PreparedData:
                 f"{data_path} does not match its manifest (sha256 differs): the data was changed or only partly "
                 "copied; prepare it again"
             )
+        # Only what training needs: the features, the target and the folds (not the group or time columns).
+        wanted = [*manifest.schema.names, manifest.target, FOLD_COLUMN]
         try:
-            frame = pd.read_parquet(data_path)
+            columns = set(pq.read_schema(data_path).names)
+            frame = pd.read_parquet(data_path, columns=[c for c in dict.fromkeys(wanted) if c in columns])
         except Exception as error:  # noqa: BLE001 - pyarrow raises many types for a broken file
             raise UserInputError(f"cannot read {data_path}: {error}") from None
         if len(frame) != manifest.rows or FOLD_COLUMN not in frame.columns:
             raise UserInputError(f"{data_path} does not match its manifest (rows or fold column differ)")
         features = manifest.schema.apply(frame, context=str(data_path))
-        return cls(manifest, features, encode_target(frame[manifest.target], manifest),
-                   frame[FOLD_COLUMN].to_numpy(), directory)
+        label = encode_target(frame[manifest.target], manifest)
+        folds = frame[FOLD_COLUMN].to_numpy()
+        return cls(manifest, features, label, folds, directory)
 
 
 def encode_target(values: pd.Series, manifest: Manifest) -> np.ndarray:
@@ -158,6 +164,7 @@ def encode_target(values: pd.Series, manifest: Manifest) -> np.ndarray:
     codes = pd.Categorical(values, categories=manifest.classes).codes
     if (codes < 0).any():
         unknown = values[codes < 0].iloc[0]
+        unknown = unknown.item() if isinstance(unknown, np.generic) else unknown
         raise UserInputError(
             f"target {manifest.target!r} holds {unknown!r}, which is not among the classes {manifest.classes}"
         )

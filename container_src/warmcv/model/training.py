@@ -3,14 +3,30 @@
 The expensive part that does not depend on the trial, binning the data into a LightGBM Dataset, is
 cached per fold and reused across trials as long as the dataset-level parameters stay the same.
 
-Scores are computed from the booster's own running predictions instead of predicting the rows again
-(a predict pass costs a sizeable share of a fold). With early stopping, the scores belong to the best
-round, not the last: each time the validation metric improves, a copy of the running training and
-validation predictions is kept (they are exactly what `predict` returns at that round), so nothing is
-rolled back: rolling back 50 trees cost ~0.3 s a fold on 200k rows, a third of a short fold's
-training. Where that is not possible the trees are rolled back instead, and the floating-point residue
-of the rollback, which breaks AUC's ties (it moved AUC in the fifth decimal on tied rows), is merged
-back into ties with a tolerance derived from the rollback's rounding error.
+Nothing is computed during boosting that nobody reads. Without early stopping LightGBM evaluates no
+metric (params.NO_METRIC); the validation set is still attached, because LightGBM then keeps its
+running predictions, tree by tree, on the binned rows: equal to a predict pass and cheaper (0.07-0.09 s
+against 0.11-0.12 s for 200 trees on a UCI Adult fold, bench/fold_time.py). Adding the set after training
+(Booster.add_valid) costs the same but is wrong when LightGBM ran out of splits before the last round:
+its running predictions then differ from predict's (LightGBM 4.7.0; bench/fold_time.py shows it on
+breast_cancer). With early stopping LightGBM evaluates the one metric early stopping watches.
+
+The fold is scored once, after boosting, from the booster's own running predictions (training rows
+included), with the metrics the caller reports: every metric of the task where they are written down (a
+fold job's metrics.json, a saved model's model.json, a coordinator's cv_summary.json), only the
+objective where nothing else is read (the local search).
+
+With early stopping, the scores belong to the best round, not the last. Each time the validation metric
+improves, a copy of the running predictions is kept (exactly what `predict` returns at that round), so
+nothing needs rolling back. Each copy is a pass over every row, and a fold that improves for hundreds of
+rounds makes hundreds of them (14 % of a UCI Adult fold at learning rate 0.05). So the copies stop after
+twice early stopping's patience, and the trees after the best round (at most the patience's worth) are
+rolled back instead: rolling back one tree cost 0.3 to 2.4 copies (8 to 255 leaves, on Adult and on 200k
+synthetic rows), so the rollback costs about what the copies already made did, or less. Copies are not
+used either when LightGBM ran out of splits (fewer trees than rounds): they then differed from predict
+at the best round (AUC by 1.5e-5 relative on a UCI Adult fold) while the rollback matched it. A rollback's
+floating-point residue breaks AUC's ties (it moved AUC in the fifth decimal on tied rows), so it is
+merged back into ties with a tolerance derived from the rollback's rounding error.
 """
 
 from __future__ import annotations
@@ -33,6 +49,9 @@ from warmcv.model.params import TrainingSetup
 
 @dataclass
 class FoldOutcome:
+    """One trained fold. `train_metrics` and `validation_metrics` hold every metric of the task, or only the
+    objective when the caller asked for no more (`train_fold(all_metrics=False)`)."""
+
     fold: int | str
     # May hold trees past the best round (early stopping's patience): the model is its first
     # best_iteration trees, which is what save_model writes and Booster.predict uses by default.
@@ -120,8 +139,11 @@ def _build_datasets(data: PreparedData, setup: TrainingSetup, fold: int | str):
 
 
 def train_fold(data: PreparedData, setup: TrainingSetup, fold: int | str,
-               cache: DatasetCache | None = None) -> FoldOutcome:
-    """Train on fold `fold` (score its held-out rows) or on all rows for `fold == "all"`."""
+               cache: DatasetCache | None = None, all_metrics: bool = True) -> FoldOutcome:
+    """Train on fold `fold` (score its held-out rows) or on all rows for `fold == "all"`.
+
+    `all_metrics=False` scores the objective metric only: for callers that read nothing else.
+    """
     started = time.perf_counter()
     data.manifest.check_fold(fold)
     key = (data.manifest.data_sha256, fold, setup.dataset_key)
@@ -130,7 +152,8 @@ def train_fold(data: PreparedData, setup: TrainingSetup, fold: int | str,
     else:
         (train, valid), cached = cache.get(key, lambda: _load_or_build_datasets(data, setup, fold, key, cache.store))
     early_stopping = setup.early_stopping_rounds if valid is not None else 0
-    snapshot = _BestRoundPredictions() if early_stopping and _BestRoundPredictions.available() else None
+    snapshot = (_BestRoundPredictions(max_copies=2 * early_stopping)
+                if early_stopping and _BestRoundPredictions.available() else None)
     callbacks = [lgb.early_stopping(early_stopping, first_metric_only=True, verbose=False)] if early_stopping else []
     try:
         booster = lgb.train(setup.params, train, num_boost_round=setup.num_boost_round,
@@ -143,7 +166,11 @@ def train_fold(data: PreparedData, setup: TrainingSetup, fold: int | str,
     best_round = booster.best_iteration if early_stopping and booster.best_iteration > 0 else None
     best = min(best_round, booster.current_iteration()) if best_round else booster.current_iteration()
     n_classes = data.manifest.n_classes
-    if snapshot is not None and snapshot.round == best_round:
+    # When LightGBM ran out of splits (fewer trees than rounds), copies taken during boosting were seen to
+    # differ from predict at the best round (AUC by 1e-5 relative on UCI Adult); the rollback matches it.
+    ran_out_of_splits = snapshot is not None and booster.current_iteration() < snapshot.rounds
+    if (snapshot is not None and snapshot.round == best_round and snapshot.train is not None
+            and not ran_out_of_splits):
         train_prediction, valid_prediction = snapshot.train, snapshot.valid
     else:
         rolled_back = booster.current_iteration() - best
@@ -153,7 +180,7 @@ def train_fold(data: PreparedData, setup: TrainingSetup, fold: int | str,
         valid_prediction = (_running_predictions(booster.eval_valid, rolled_back, n_classes)
                             if valid is not None else None)
 
-    task_metrics = metrics_for_task(setup.task)
+    task_metrics = metrics_for_task(setup.task) if all_metrics else [setup.metric]
     train_mask, valid_mask = data.manifest.fold_masks(data.folds, fold)
     # The exact labels (float64 for regression), not the float32 copy the Dataset holds.
     train_metrics = {m.name: m.score(data.label[train_mask], train_prediction, n_classes) for m in task_metrics}
@@ -181,12 +208,18 @@ class _BestRoundPredictions:
     just before it in each round, so its best round is early stopping's. The predictions come from the
     booster's private `__inner_predict` (what a feval receives, without evaluating anything); if a
     LightGBM release drops it, `available()` is false and `train_fold` rolls back instead.
+
+    After `max_copies` copies it stops copying and drops what it holds (`train` is None): past that
+    point, rolling back the trees after the best round (at most the patience's worth) is the cheaper way.
     """
 
     order = 29  # lightgbm.early_stopping is 30 and raises at the last round before later callbacks run
     before_iteration = False
 
-    def __init__(self) -> None:
+    def __init__(self, max_copies: int) -> None:
+        self.max_copies = max_copies
+        self.copies = 0
+        self.rounds = 0  # boosting rounds run so far
         self.best: float | None = None
         self.round: int | None = None
         self.train: np.ndarray | None = None
@@ -197,11 +230,16 @@ class _BestRoundPredictions:
         return hasattr(lgb.Booster, "_Booster__inner_predict")
 
     def __call__(self, env: Any) -> None:
+        self.rounds = env.iteration + 1
         result = next(r for r in env.evaluation_result_list if r.dataset_name == "validation")
         score = result.metric_value
         if self.best is not None and not (score > self.best if result.maximize else score < self.best):
             return
         self.best, self.round = score, env.iteration + 1
+        if self.copies >= self.max_copies:
+            self.train = self.valid = None
+            return
+        self.copies += 1
         inner_predict = env.model._Booster__inner_predict
         self.train = _copy_into(self.train, inner_predict(data_idx=0))
         self.valid = _copy_into(self.valid, inner_predict(data_idx=1))

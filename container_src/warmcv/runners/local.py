@@ -23,8 +23,12 @@ class LocalFoldRunner(FoldRunner):
 
     name = "local"
 
-    def __init__(self, data_dir: Path | str, pool: WarmWorkerPool | None = None, n_folds: int | None = None):
+    def __init__(self, data_dir: Path | str, pool: WarmWorkerPool | None = None, n_folds: int | None = None,
+                 all_metrics: bool = True):
+        """`all_metrics=False` has the folds score the objective only, for a caller that reads nothing else
+        (the results' train_metrics and validation_metrics then hold just the objective)."""
         self.data_dir = str(data_dir)
+        self.all_metrics = all_metrics
         self._owns_pool = pool is None
         if pool is None:
             from warmcv.model.params import default_threads
@@ -41,7 +45,8 @@ class LocalFoldRunner(FoldRunner):
         self._group = group
         submitted = time.monotonic()
         futures: list[Future] = [
-            self.pool.submit(group, WorkRequest(self.data_dir, dict(task.hyperparameters), task.fold))
+            self.pool.submit(group, WorkRequest(self.data_dir, dict(task.hyperparameters), task.fold,
+                                                all_metrics=self.all_metrics))
             for task in tasks
         ]
         # Short waits keep the main thread responsive to SIGTERM/Ctrl-C handlers.

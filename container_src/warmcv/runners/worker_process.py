@@ -29,6 +29,8 @@ class WorkRequest:
     hyperparameters: dict[str, str]
     fold: int | str
     model_dir: str | None = None  # where to save the model, if it is wanted
+    # Every metric of the task, or only the objective for a caller that reads nothing else (the local search).
+    all_metrics: bool = True
 
 
 class WorkerState:
@@ -53,7 +55,8 @@ class WorkerState:
         hps = parse_hyperparameters(request.hyperparameters)
         data = self.prepared(request.data_dir)
         setup = training_setup(hps, data.manifest, num_threads=self.threads)
-        outcome = train_fold(data, setup, request.fold, cache=self.datasets)
+        outcome = train_fold(data, setup, request.fold, cache=self.datasets,
+                             all_metrics=request.all_metrics or bool(request.model_dir))
         if request.model_dir:
             from warmcv.cv import save_outcome
 

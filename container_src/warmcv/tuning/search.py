@@ -100,8 +100,9 @@ RunnerFactory = Callable[[int], FoldRunner]  # trial number -> the runner of tha
 
 
 def local_runners(data_dir: Path, pool: WarmWorkerPool) -> RunnerFactory:
-    """Every trial's folds on one shared warm worker pool (what `warmcv run` does)."""
-    return lambda _number: LocalFoldRunner(data_dir, pool=pool)
+    """Every trial's folds on one shared warm worker pool (what `warmcv run` does). A trial keeps only the
+    objective's scores: the folds compute no other metric."""
+    return lambda _number: LocalFoldRunner(data_dir, pool=pool, all_metrics=False)
 
 
 @contextmanager
