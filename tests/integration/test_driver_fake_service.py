@@ -22,6 +22,7 @@ from tests.fakes.s3 import MotoS3
 from tests.fakes.sagemaker import FakeSageMaker, Fault
 from warmcv.aws import tags as tag_keys
 from warmcv.declarations import TUNING_SEARCHED
+from warmcv.errors import UserInputError
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -174,3 +175,106 @@ def test_a_stopped_driver_stops_every_fold_it_started(make_fake, data_uri):
     for name in fold_creates(fake, "drv-stop"):
         assert fake.count("StopTrainingJob", "OK", prefix=name) == 1
         assert fake.wait(name, 30).status == "Stopped"
+
+
+def seed_for(pattern: list[str], search: str) -> int:
+    """A random-sampler seed whose first trials draw min_data_in_leaf as `pattern` says ("good" or "1000")."""
+    import optuna
+
+    from warmcv.declarations import build_search_space
+    from warmcv.tuning.space import distributions, make_sampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = distributions(build_search_space([], search.split(";")))
+    for seed in range(1000):
+        study = optuna.create_study(direction="maximize", sampler=make_sampler("random", seed))
+        drawn = [study.ask(space).params["min_data_in_leaf"] for _ in pattern]
+        good = [d for d, want in zip(drawn, pattern, strict=True) if want == "good"]
+        if all((d == "1000") == (want == "1000") for d, want in zip(drawn, pattern, strict=True)) \
+                and len(set(good)) == len(good):
+            return seed
+    raise AssertionError("no seed draws that pattern")
+
+
+def test_a_hopeless_trial_is_pruned_after_its_first_fold_and_its_other_folds_stopped(make_fake, s3, data_uri):
+    # min_data_in_leaf=1000 on these 1,333 training rows allows no split: an AUC of 0.5 against about 0.9.
+    search = "min_data_in_leaf=1,5,1000"
+    seed = seed_for(["good", "good", "1000"], search)
+    fake = make_fake()
+    # Trial 2's folds 1 and 2 start late, so its fold 0 is in first: the check after it must stop them.
+    fake.faults.append(Fault(lambda r: bool(re.search(r"-t0002-f[12]$", r["TrainingJobName"])), start_delay=25))
+    fake.client().create_training_job(**driver_request("drv-prune", data_uri, {
+        "trials": "3", "parallel_trials": "1", "sampler": "random", "sampler_seed": str(seed), "search": search,
+        "early_stopping_rounds": "0", "prune": "true", "prune_min_trials": "2"}))
+    completed(fake, "drv-prune")
+    log = fake.log("drv-prune")
+    assert re.search(r"trial 2: pruned after 1 of 3 folds \(paired-bound\): after 1 of 3 folds the chance to beat "
+                     r"trial #\d is 0 \(< 0\.1\)", log), log[-4000:]
+    for fold in ("drv-prune-t0002-f1", "drv-prune-t0002-f2"):
+        assert fake.count("StopTrainingJob", "OK", prefix=fold) == 1
+        assert fake.jobs[fold].status == "Stopped"
+    assert fake.jobs["drv-prune-t0002-f0"].status == "Completed"
+    result = read_json(s3, f"s3://{BUCKET}/evaluation/drv-prune/driver_result.json")
+    assert result["trials"] == {"complete": 2, "failed": 0, "pruned": 1}
+    assert result["tuned"]["min_data_in_leaf"] in ("1", "5")
+
+
+
+def test_the_fake_copies_checkpoints_as_sagemaker_documents(make_fake, s3, tmp_path):
+    """rules.CHECKPOINTS: the S3 location's files are in the local path when a job starts, files written there
+    reach S3 while it runs, and a file deleted there is deleted in S3."""
+    from types import SimpleNamespace
+
+    fake = make_fake()
+    client = s3.client()
+    client.put_object(Bucket=BUCKET, Key="ckpt/x/old.db", Body=b"old")
+    client.put_object(Bucket=BUCKET, Key="ckpt/x/keep.db", Body=b"keep")
+    job = SimpleNamespace(request={"CheckpointConfig": {"S3Uri": f"s3://{BUCKET}/ckpt/x"}}, checkpoints={})
+    base = tmp_path / "ml"
+    fake._restore_checkpoints(job, base)
+    local = base / "checkpoints"  # the default LocalPath, /opt/ml/checkpoints, under the job's base dir
+    assert (local / "old.db").read_bytes() == b"old" and (local / "keep.db").read_bytes() == b"keep"
+    (local / "old.db").unlink()
+    (local / "new.db").write_bytes(b"new")
+    fake._sync_checkpoints(job, base, job.checkpoints)
+    assert sorted(o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix="ckpt/x/")["Contents"]) == [
+        "ckpt/x/keep.db", "ckpt/x/new.db"]
+    moved = SimpleNamespace(request={"CheckpointConfig": {"S3Uri": f"s3://{BUCKET}/ckpt/y",
+                                                          "LocalPath": "/opt/ml/state"}}, checkpoints={})
+    (base / "state").mkdir()
+    (base / "state" / "a.db").write_bytes(b"a")
+    fake._sync_checkpoints(moved, base, moved.checkpoints)
+    assert client.get_object(Bucket=BUCKET, Key="ckpt/y/a.db")["Body"].read() == b"a"
+
+
+def test_the_driver_runs_from_a_users_machine_and_resumes_from_its_run_folder(make_fake, s3, data_uri, tmp_path,
+                                                                             monkeypatch):
+    """`warmcv tune --sagemaker --strategy driver`: the search here, its fold jobs on (the fake) SageMaker."""
+    import boto3
+
+    from tests.launcher.conftest import example_config
+    from warmcv.aws.clients import CoordinatorClients
+    from warmcv.launcher import local_driver
+
+    fake = make_fake()
+    config = example_config(
+        s3={"prepared": data_uri, "root": f"s3://{BUCKET}/here"}, prepare={"folds": 3},
+        tuning={"strategy": "driver", "parallel_trials": 2, "rounds": 1, "max_trials_without_improvement": 0,
+                "complete_on_convergence": False, "ranges": ["num_leaves=8:64:log"], "tune": ["num_leaves"]},
+        hyperparameters={"num_boost_round": 30, "early_stopping_rounds": 0, "num_threads": 1})
+    s3_client = boto3.client("s3", endpoint_url=s3.url, region_name="us-east-1", aws_access_key_id="testing",
+                             aws_secret_access_key="testing")
+    clients = CoordinatorClients(patient=fake.client(), prompt=fake.client(connect_timeout=3), s3=s3_client,
+                                 creator=fake.client())
+    monkeypatch.setenv("WARMCV_SAGEMAKER_TIMING", FAST_TIMING)
+    result = local_driver.run_here(config, tmp_path / "run", job_name="here-1", clients=clients)
+    creates = fold_creates(fake, "here-1")
+    assert sorted(creates) == [f"here-1-t{t:04d}-f{f}" for t in range(2) for f in range(3)]
+    fold = fake.jobs["here-1-t0000-f0"].request
+    assert fold["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/here/tuning"
+    assert fold["AlgorithmSpecification"]["TrainingImage"] == config.image_uri
+    assert result["trials"]["complete"] == 2 and (tmp_path / "run" / "driver_result.json").is_file()
+    again = local_driver.run_here(config, tmp_path / "run", clients=clients)  # the same folder: resumed, done
+    assert again["best_trial"] == result["best_trial"] and fold_creates(fake, "here-1") == creates
+    with pytest.raises(UserInputError, match="holds run 'here-1', not 'here-2'"):
+        local_driver.run_here(config, tmp_path / "run", job_name="here-2", clients=clients)

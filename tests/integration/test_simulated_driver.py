@@ -17,6 +17,12 @@ from warmcv.simulation.tuning import INJECTED_FAILURE, Tuning, simulate
 from warmcv.simulation.workload import Workload
 
 
+def natural_end(job) -> float:
+    """When a fold job would have ended by itself (its plan), had nobody stopped it."""
+    plan = job.plan
+    return job.created + plan.provisioning + plan.downloading + plan.training
+
+
 def driver(**changes) -> Tuning:
     return Tuning(**{"strategy": "driver", "parallel": 3, "rounds": 4, "folds": 4, **changes})
 
@@ -106,3 +112,28 @@ def test_the_driver_ends_before_the_tuner_with_fewer_instance_hours():
     later = drv.breakdown_warm
     assert later.coordinator_startup == 0 and later.fold_startup < 25
     assert later.total < amt.breakdown_warm.total - 15  # one warm start (about 20 s) less per trial
+
+
+def test_fold_level_pruning_stops_a_hopeless_trials_remaining_folds():
+    """With pruning on, a trial whose first finished fold shows it cannot beat the best is told to Optuna as pruned,
+    the moment that fold's result is in, and its other folds, still running, are stopped then (their pools left
+    Available before the next trial starts, so it starts warm). The search ends sooner, on fewer instance-hours."""
+    workload = Workload(seed=1, startup=180, train=120, warm_startup=20)
+    plain = simulate(driver(parallel=4, rounds=10, folds=5), workload)
+    pruned = simulate(driver(parallel=4, rounds=10, folds=5, prune=True), workload)
+    counts = pruned.to_dict()["trials"]
+    assert counts["pruned"] > 0 and counts["completed"] >= 5 and counts["launched"] == 40
+    service = pruned.service
+    for trial in (t for t in pruned.trials if t.status == "Pruned"):
+        folds = [j for j in service.jobs.values() if j.kind == "fold" and j.name.startswith(trial.name + "-")]
+        finished = [j for j in folds if j.status == "Completed"]
+        stopped = [j for j in folds if j.status == "Stopped"]
+        assert finished and len(finished) < 5 and len(finished) + len(stopped) == 5, trial.name
+        decided = max(j.end_time for j in finished)  # the decision came with the last finished fold's result
+        for job in stopped:
+            assert decided <= job.stop_requested_at < natural_end(job)  # stopped before it would have ended
+            assert job.stop_requested_at <= trial.ended_at
+    assert pruned.orphans == []
+    assert pruned.fold_jobs_warm == plain.fold_jobs_warm  # the next trials still found the stopped folds' pools
+    assert pruned.wall_seconds < plain.wall_seconds
+    assert pruned.instance_hours < plain.instance_hours

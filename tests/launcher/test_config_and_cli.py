@@ -251,3 +251,43 @@ def test_tune_with_the_driver_dry_run_prints_the_plan_offline(capsys):
     assert fold["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 900
     assert {t["Key"]: t["Value"] for t in fold["Tags"]}["warmcv:tuning-job"] == "warmcv-demo"
     assert plan["driver_hyperparameters"]["mode"] == "driver"
+
+
+@pytest.mark.parametrize("tuning, message", [
+    ({"prune": True}, "tuning.prune is the driver's fold-level pruning; with the tuner, stop hopeless trials with "
+                      "tuning.early_stopping"),
+    ({"search_strategy": "Hyperband", "hyperband_max_resource": 8},
+     "tuning.hyperband_max_resource = 8: a trial reports 5 values (its running CV mean after each of the 5 folds)"),
+    ({"search_strategy": "Hyperband", "hyperband_min_resource": 6}, "tuning.hyperband_min_resource = 6 is above the "
+                                                                    "maximum resource 5"),
+])
+def test_tuner_early_stopping_config_that_cannot_work_is_refused(tuning, message):
+    with pytest.raises(UserInputError) as error:
+        example_config(tuning={**NO_TUNER_CRITERIA, **tuning})
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("tuning, prepare, message", [
+    ({"prune_rule": "wilcoxon"}, {"folds": 3}, "prune_rule=wilcoxon with 3 folds: after 2 of them the test's smallest "
+                                               "p-value is 0.25, not below prune_threshold=0.1"),
+    ({"prune_min_trials": 40}, {}, "prune_min_trials=40 completed trials must come first, but the search runs only 40"),
+])
+def test_driver_pruning_that_could_never_prune_is_refused(tuning, prepare, message):
+    with pytest.raises(UserInputError) as error:
+        example_config(tuning={"strategy": "driver", "prune": True, **NO_TUNER_CRITERIA, **tuning}, prepare=prepare)
+    assert message in str(error.value)
+
+
+def test_driver_pruning_settings_reach_the_driver():
+    from warmcv.declarations import parse_hyperparameters
+    from warmcv.tuning.driver import DriverPlan, Pruning
+
+    config = driver_config(prune=True, prune_rule="wilcoxon", prune_threshold=0.2, prune_min_trials=3)
+    plan = DriverPlan.from_hyperparameters(parse_hyperparameters(config.driver_hyperparameters()))
+    assert plan.pruning == Pruning("wilcoxon", 0.2, 3)
+    assert DriverPlan.from_hyperparameters(parse_hyperparameters(driver_config().driver_hyperparameters())).pruning \
+        is None
+    pruner = plan.pruner("Maximize", 5)
+    assert pruner is not None and (pruner.rule.name, pruner.min_trials, pruner.n_folds) == ("wilcoxon", 3, 5)
+    with pytest.raises(UserInputError, match="with 3 folds"):  # the folds are checked again when the data is known
+        plan.pruner("Maximize", 3)

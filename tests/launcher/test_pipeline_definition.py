@@ -246,9 +246,11 @@ def test_variants(tmp_path):
     assert grid["BestHyperparameters"]["Arguments"]["names"] == "max_depth,num_leaves"
     assert grid["TrainFinal"]["Arguments"]["HyperParameters"]["num_boost_round"] == "2000"
     assert "KeepAlivePeriodInSeconds" not in grid["TrainFinal"]["Arguments"]["ResourceConfig"]
-    hyperband = steps(definition(tmp_path, "--strategy", "Hyperband", "--rounds", "3"))
+    hyperband = steps(definition(tmp_path, "--strategy", "Hyperband", "--rounds", "3"), raw=True)
     config = hyperband["Tune"]["Arguments"]["HyperParameterTuningJobConfig"]
-    assert config["StrategyConfig"] == {"HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 3}}
+    # A trial's resource is one running-CV-mean line, K in all: the maximum is the execution's K.
+    assert config["StrategyConfig"] == {"HyperbandStrategyConfig": {"MinResource": 1,
+                                                                    "MaxResource": {"Get": "Parameters.Folds"}}}
 
 
 def test_tune_dry_run_prints_the_request_offline(tmp_path):

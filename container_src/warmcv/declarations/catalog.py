@@ -109,6 +109,8 @@ CONTROL_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
         default=False),
 )
 
+# warmcv.settings.choices.PRUNE_RULES (which imports this module, so the names are repeated; a test compares them).
+PRUNE_RULE_NAMES = ("paired-bound", "wilcoxon")
 # mode=driver only: the search itself (warmcv.modes.driver). Never forwarded to a fold job.
 DRIVER_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     IntegerHyperparameter(
@@ -139,6 +141,19 @@ DRIVER_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
         name="run_name", help="driver: the name fold jobs are named and tagged after (empty: the first driver "
                               "job's name, kept in the checkpoint)",
         default="", pattern=r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,39}", max_length=40, example="warmcv-run-1"),
+    BooleanHyperparameter(
+        name="prune", help="driver: stop a trial as its folds finish once they show it cannot beat the best "
+                           "(warmcv.cv.pruning, the rule warmcv run uses)", default=False),
+    CategoricalHyperparameter(
+        name="prune_rule", help="driver: paired-bound (the chance to still beat the best; can prune after one "
+                                "fold) or wilcoxon (Optuna's WilcoxonPruner test)",
+        default="paired-bound", choices=PRUNE_RULE_NAMES),
+    ContinuousHyperparameter(
+        name="prune_threshold", help="driver: prune below this chance to beat the best (paired-bound) or p-value "
+                                     "(wilcoxon)", default=0.1, valid=Interval(0, 1, low_open=True, high_open=True)),
+    IntegerHyperparameter(
+        name="prune_min_trials", help="driver: completed trials before any trial is pruned", default=5,
+        valid=Interval(1, 100000)),
     TextHyperparameter(
         name="evaluation_s3_uri", help="driver: the S3 prefix where it writes driver_result.json (the best "
                                        "hyperparameters, CV mean and std, rounds) and cv_statistics.json",

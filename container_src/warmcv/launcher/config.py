@@ -28,7 +28,7 @@ from warmcv.declarations import (
 )
 from warmcv.errors import UserInputError
 from warmcv.settings.base import Settings, SettingsError
-from warmcv.settings.choices import KEEP_ALIVE_RANGE, ApprovalStatus
+from warmcv.settings.choices import KEEP_ALIVE_RANGE, ApprovalStatus, PruneRule
 from warmcv.settings.run import PrepareOptions
 
 # Who runs the trials: SageMaker's tuner, one coordinator job per trial ("amt", automatic model tuning), or
@@ -116,8 +116,15 @@ class TuningSection(Settings):
     target_objective_value: float | None = Field(None, allow_inf_nan=False)
     max_trials_without_improvement: int = Field(0, ge=0)  # 0: off
     complete_on_convergence: bool = False
+    # Hyperband's resource is one objective line of a trial: the coordinator prints its running CV mean after each
+    # fold, so a trial has K of them. 0: K (prepare.folds, or the Folds parameter of an execution).
     hyperband_min_resource: int = Field(1, ge=1)
-    hyperband_max_resource: int = Field(0, ge=0)  # 0: rounds
+    hyperband_max_resource: int = Field(0, ge=0)
+    # strategy "driver": fold-level pruning as each fold finishes (warmcv.cv.pruning, the rule warmcv run uses).
+    prune: bool = False
+    prune_rule: PruneRule = "paired-bound"
+    prune_threshold: float = Field(0.1, gt=0, lt=1)
+    prune_min_trials: int = Field(5, ge=1)
     # strategy "driver": the driver's own training job (it only waits on SageMaker: a small instance will do).
     driver_instance_type: str = "ml.m5.large"
     driver_max_runtime_seconds: int = Field(5 * 86400, ge=3600, le=28 * 86400)
@@ -238,6 +245,10 @@ class LauncherConfig:
                   "fold_instance_type": self.training.instance_type,
                   "fold_volume_size_gb": str(self.training.volume_size_gb),
                   "fold_max_runtime_seconds": str(self.training.max_runtime_seconds)}
+        if self.tuning.prune:
+            values.update(prune="true", prune_rule=self.tuning.prune_rule,
+                          prune_threshold=repr(self.tuning.prune_threshold),
+                          prune_min_trials=str(self.tuning.prune_min_trials))
         return static_hyperparameters(values, space)
 
     def worker_hyperparameters(self) -> dict[str, str]:
@@ -353,6 +364,18 @@ def _validate(config: LauncherConfig) -> None:
                  f"M x N = {tun.parallel_trials} x {tun.rounds} = {config.max_jobs} trials: SageMaker allows at most "
                  f"{MAX_TUNING_JOBS} per tuning job (the driver strategy has no such limit)")
     search = tun.search_strategy
+    if tun.strategy == "amt":
+        _require(p, not tun.prune, "tuning.prune is the driver's fold-level pruning; with the tuner, stop hopeless "
+                 "trials with tuning.early_stopping = \"Auto\" or search_strategy = \"Hyperband\" (each coordinator "
+                 "reports its running CV mean after every fold)")
+    if tun.strategy == "driver" and tun.prune:
+        from warmcv.tuning.driver import Pruning, check_pruning
+
+        try:
+            check_pruning(Pruning(tun.prune_rule, tun.prune_threshold, tun.prune_min_trials), prep.folds,
+                          config.max_jobs)
+        except UserInputError as error:
+            p.append(f"tuning.{error}")
     if tun.strategy == "driver":
         _require(p, search in DRIVER_SAMPLERS,
                  f"tuning.search_strategy {search} is the tuner's; the driver samples with Optuna: Bayesian (TPE, as "
@@ -383,6 +406,13 @@ def _validate(config: LauncherConfig) -> None:
     if search == "Hyperband":
         _require(p, tun.early_stopping == "Off",
                  "tuning.search_strategy Hyperband stops trials itself: leave tuning.early_stopping Off")
+        top = tun.hyperband_max_resource or prep.folds
+        _require(p, top <= prep.folds,
+                 f"tuning.hyperband_max_resource = {top}: a trial reports {prep.folds} values (its running CV mean "
+                 f"after each of the {prep.folds} folds), and Hyperband stops a trial that reaches the maximum, so "
+                 f"it must be at most {prep.folds} (0: the folds)")
+        _require(p, tun.hyperband_min_resource <= top,
+                 f"tuning.hyperband_min_resource = {tun.hyperband_min_resource} is above the maximum resource {top}")
     _require(p, bool(_NAME.match(config.pipeline.name)) and len(config.pipeline.name) <= 256,
              f"pipeline.name {config.pipeline.name!r}: letters, digits and hyphens, up to 256 characters")
     group = config.pipeline.model_package_group or config.pipeline.name

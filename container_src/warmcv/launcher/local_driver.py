@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -122,12 +123,18 @@ def run_here(config: LauncherConfig, out: Path, job_name: str | None = None, cli
         manifest = read_prepared_manifest(api, config.s3.prepared)
         check_n_folds(hps, manifest)
         setup = training_setup(parse_hyperparameters({**plan.fixed, "mode": "coordinator"}), manifest)
+        pruner = plan.pruner(setup.metric.direction, manifest.n_folds)
         template = FoldJobTemplate.from_parent(fold_parent(config, run_name), config.training.keep_alive_seconds)
-        runners = trial_runners(api, template, run_name, created_after=datetime.fromisoformat(record["created"]))
+        from warmcv.runners.sagemaker import TIMING_ENV, Timing
+
+        runners = trial_runners(api, template, run_name, created_after=datetime.fromisoformat(record["created"]),
+                                timing=Timing.parse(os.environ.get(TIMING_ENV)), pruner=pruner,
+                                metric=(setup.metric.name, setup.metric.direction))
         study = open_driver_study(storage_url(out), setup.metric.direction, plan)
         log.info("driving run %s from this machine: %d trials, %d in flight, study in %s", run_name, plan.trials,
                  plan.parallel, out)
-        outcome = run_search(plan, manifest, study, runners, stop=stop, on_trial=on_trial_logger(setup.metric.name))
+        outcome = run_search(plan, manifest, study, runners, stop=stop, on_trial=on_trial_logger(setup.metric.name),
+                             pruner=pruner)
         if outcome.stopped:
             raise _stopped(out, outcome)
         result, statistics = driver_result(study, run_name, manifest.task)

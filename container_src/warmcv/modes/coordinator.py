@@ -3,6 +3,14 @@
 Runner-agnostic: it hands the folds to a `FoldRunner`, so the same code averages folds trained in
 local worker processes or in SageMaker training jobs. It prints exactly the lines the tuner's regex
 metric definitions read, plus the standard deviations, and writes a per-fold summary.
+
+Intermediate objective values: with the SageMaker runner, after each of the first K - 1 folds to finish
+the coordinator prints the running CV mean in the objective's own line, so the tuner's early stopping
+(`Auto`: a trial worse than the median of earlier trials at the same step is stopped) and Hyperband (each
+line one unit of resource; K lines in all, the last the final mean) can stop a hopeless trial. "All
+metrics that correspond to an objective metric are used to derive early stopping decisions"
+(HyperbandStrategyConfig, API reference). A trial stopped that way gets SIGTERM and stops its folds.
+The summary is written before the final lines, so a trial stopped right at its last line keeps it.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import logging
 from pathlib import Path
 
 from warmcv.contract import ContainerPaths
-from warmcv.cv import CrossValidationSummary, FoldRunner, cross_validate
+from warmcv.cv import CrossValidationSummary, FoldResult, FoldRunner, FoldTask, cross_validate
 from warmcv.data.manifest import Manifest
 from warmcv.declarations import HyperparameterValues
 from warmcv.declarations.metrics import (
@@ -32,6 +40,22 @@ def metric_lines(summary: CrossValidationSummary) -> list[str]:
             TRAINING_SCORE_STD.line(summary.train_std), VALIDATION_SCORE_STD.line(summary.validation_std)]
 
 
+class RunningMean:
+    """`on_fold` of the coordinator's runner: the objective's line with the mean of the folds finished so far,
+    after each but the last (the final report prints that one)."""
+
+    def __init__(self, n_folds: int):
+        self.n_folds = n_folds
+        self.scores: list[float] = []
+
+    def __call__(self, result: FoldResult, task: FoldTask) -> None:
+        self.scores.append(result.validation_score)
+        if len(self.scores) < self.n_folds:
+            print(VALIDATION_SCORE.line(sum(self.scores) / len(self.scores)), flush=True)
+            log.info("running CV mean after %d of %d folds: %.6f", len(self.scores), self.n_folds,
+                     sum(self.scores) / len(self.scores))
+
+
 def write_summary(summary: CrossValidationSummary, *directories: Path) -> None:
     text = json.dumps(summary.to_dict(), indent=2, sort_keys=True)
     for directory in directories:
@@ -48,9 +72,11 @@ def report(summary: CrossValidationSummary) -> None:
 
 def run_coordinator(paths: ContainerPaths, hps: HyperparameterValues, runner: FoldRunner,
                     manifest: Manifest) -> CrossValidationSummary:
-    """The coordinator inside a training job: cross-validate, log for the tuner, write the summary."""
+    """The coordinator inside a training job: cross-validate, write the summary, log for the tuner."""
+    if getattr(runner, "on_fold", False) is None:  # a runner that tells of each fold: intermediate values
+        runner.on_fold = RunningMean(manifest.n_folds)  # type: ignore[attr-defined]
     summary = cross_validate(runner, hps, manifest)
-    report(summary)
     # In the model dir too, so the tuner's best job's model.tar.gz carries its CV result for the next step.
     write_summary(summary, paths.output_data_dir, paths.model_dir)
+    report(summary)
     return summary

@@ -85,6 +85,7 @@ def run_driver(paths: ContainerPaths, hps: HyperparameterValues, clock: Clock = 
     manifest = read_manifest(data_channel(paths))
     check_n_folds(hps, manifest)
     setup = training_setup(parse_hyperparameters({**plan.fixed, "mode": "coordinator"}), manifest)
+    pruner = plan.pruner(setup.metric.direction, manifest.n_folds)  # refuses settings that could never prune
 
     job = discover_driver(api, name, hps, clock=clock, timing=timing)
     me, template = job.description, job.template
@@ -104,12 +105,13 @@ def run_driver(paths: ContainerPaths, hps: HyperparameterValues, clock: Clock = 
 
     runners = trial_runners(api, template, run_name, clock=clock, timing=timing,
                             created_after=datetime.fromisoformat(record["created"]), deadline=job.deadline,
-                            max_runtime=job.max_runtime)
+                            max_runtime=job.max_runtime, pruner=pruner,
+                            metric=(setup.metric.name, setup.metric.direction))
     study = open_driver_study(storage_url(paths.work_dir), setup.metric.direction, plan)
     outcome = run_search(plan, manifest, study, runners, on_change=store.save,
-                         on_trial=on_trial_logger(setup.metric.name))
-    log.info("search done: %d complete, %d failed, %d checkpoint(s) written", outcome.completed, outcome.failed,
-             store.saved)
+                         on_trial=on_trial_logger(setup.metric.name), pruner=pruner)
+    log.info("search done: %d complete, %d pruned, %d failed, %d checkpoint(s) written", outcome.completed,
+             outcome.pruned, outcome.failed, store.saved)
     result, statistics = driver_result(study, run_name, manifest.task)
     publish(paths, api, hps["evaluation_s3_uri"], result, statistics)
     report(result)

@@ -114,11 +114,13 @@ class SimulatedDriver(SimulatedTuner):
     # -- the driver job ---------------------------------------------------------------------------------------
     def _driver_hyperparameters(self) -> dict[str, str]:
         t = self.tuning
+        pruning = {"prune": "true", "prune_rule": t.prune_rule, "prune_threshold": str(t.prune_threshold),
+                   "prune_min_trials": str(t.prune_min_trials)} if t.prune else {}
         return parse_hyperparameters({
             "mode": "driver", "trials": str(t.max_jobs), "parallel_trials": str(t.parallel),
             "sampler_seed": str(self.workload.seed), "fold_instance_type": t.instance_type,
             "fold_volume_size_gb": str(t.volume_size_gb), "keep_alive_seconds": str(t.keep_alive),
-            "n_folds": str(t.folds), "metric": METRIC, "fold_runner": "sagemaker"}).to_strings()
+            "n_folds": str(t.folds), "metric": METRIC, "fold_runner": "sagemaker", **pruning}).to_strings()
 
     def _driver_request(self) -> dict[str, Any]:
         """What the pipeline's driver step (or `aws sagemaker create-training-job`) sends: the warmcv image in
@@ -189,14 +191,15 @@ class SimulatedDriver(SimulatedTuner):
             job = discover_driver(api, DRIVER_JOB, hps, clock=self.clock, timing=self.timing,
                                   rng=random.Random(f"{self.workload.seed}/driver"))
             plan = DriverPlan.from_hyperparameters(hps)
+            pruner = plan.pruner(self.direction, self.tuning.folds)
             created = job.description.get("CreationTime")
             runners = trial_runners(api, job.template, self.run_name, clock=self.clock, timing=self.timing,
                                     seed=str(self.workload.seed), deadline=job.deadline, max_runtime=job.max_runtime,
                                     created_after=created if isinstance(created, datetime) else datetime.now(UTC),
-                                    on_runner=self._trial_started)
-            study = open_driver_study(None, "Maximize", plan)
+                                    on_runner=self._trial_started, pruner=pruner, metric=(METRIC, self.direction))
+            study = open_driver_study(None, self.direction, plan)
             run_search(plan, simulated_manifest(self.tuning.folds), study, runners,
-                       executor=ActorExecutor(self.scheduler), on_trial=self._trial_done)
+                       executor=ActorExecutor(self.scheduler), on_trial=self._trial_done, pruner=pruner)
             self._record_scores(study)
         except BaseException as error:  # noqa: BLE001 - like the container's entry point: every outcome ends the job
             status = "Stopped" if isinstance(error, StopRequested) else "Failed"
@@ -223,8 +226,8 @@ class SimulatedDriver(SimulatedTuner):
         if trial is None:
             return
         trial.ended_at = trial.folds_done_at = self.clock.monotonic()
-        trial.status = {"complete": "Completed", "failed": "Failed", "interrupted": "Stopped"}.get(report.state,
-                                                                                                   report.state)
+        trial.status = {"complete": "Completed", "failed": "Failed", "interrupted": "Stopped",
+                        "pruned": "Pruned"}.get(report.state, report.state)
         trial.failure = report.error
         trial.objective = report.value
 

@@ -111,6 +111,10 @@ class Tuning:
     stop_at: float | None = None  # StopHyperParameterTuningJob at this simulated second
     failing_folds: tuple[tuple[int, int], ...] = ()  # (trial number from 1, fold): that fold fails (AlgorithmError)
     driver_instance_type: str = "ml.m5.large"  # the driver job's own (small) instance; strategy "driver" only
+    prune: bool = False  # strategy "driver": fold-level pruning (warmcv.cv.pruning), checked as each fold finishes
+    prune_rule: str = "paired-bound"
+    prune_threshold: float = 0.1
+    prune_min_trials: int = 5
 
     @property
     def max_jobs(self) -> int:
@@ -126,6 +130,8 @@ class Tuning:
         problems = []
         if self.strategy not in ("amt", "driver"):
             problems.append(f"strategy {self.strategy!r} is not amt or driver")
+        if self.prune and self.strategy != "driver":
+            problems.append("fold-level pruning is the driver's; the tuner stops trials with its own early stopping")
         if self.strategy == "driver" and self.coordinator_trains_fold:
             problems.append("the driver strategy has no coordinator to train fold 0: every fold is a fold job")
         if self.parallel < 1 or self.rounds < 1:
@@ -487,7 +493,8 @@ class SimulationReport:
             "tuning": asdict(self.tuning), "workload": asdict(self.workload), "account": asdict(self.account),
             "timing": asdict(self.timing),
             "trials": {"launched": len(self.trials), "completed": self.completed, "failed": self.failed,
-                       "stopped": sum(1 for t in self.trials if t.status == "Stopped")},
+                       "stopped": sum(1 for t in self.trials if t.status == "Stopped"),
+                       "pruned": sum(1 for t in self.trials if t.status == "Pruned")},
             "strategy": self.tuning.strategy,
             "jobs": {"total": self.jobs, "coordinators": self.coordinators, "drivers": self.driver_jobs,
                      "fold_jobs": self.fold_jobs,

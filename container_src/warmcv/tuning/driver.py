@@ -12,6 +12,12 @@ kept; this module decides what the search is (`DriverPlan`, from the same hyperp
 how trials get their runners (`trial_runners`), how the study resumes (`open_driver_study`), and what
 the search leaves for the pipeline (`driver_result`: the best hyperparameters, the CV mean and std and
 the recommended rounds, as JSON the pipeline reads with JsonGet).
+
+Fold-level pruning (`prune`): the rule `warmcv run` uses (`warmcv.cv.pruning.FoldPruner`: the best trial so
+far and the spread of paired fold differences), checked as each of a trial's folds finishes rather than
+between stages: a trial's K fold jobs start together (one warm start per trial), and the moment its
+finished folds show it cannot beat the best, the folds still running are stopped and the trial is told to
+Optuna as pruned. Every check is logged. Settings that could never prune are refused (`check_pruning`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from typing import Any
 from warmcv.aws.fold_jobs import FoldJobTemplate, driver_fold_parent
 from warmcv.aws.training_jobs import TrainingJobsApi
 from warmcv.clock import SYSTEM_CLOCK, Clock
-from warmcv.cv import CrossValidationSummary, final_fit_hyperparameters
+from warmcv.cv import CrossValidationSummary, FoldResult, FoldTask, final_fit_hyperparameters
+from warmcv.cv.pruning import FoldPruner, TrialPruned, make_rule
 from warmcv.cv.quality import model_quality_statistics
 from warmcv.data.manifest import Manifest
 from warmcv.declarations import TUNING_FIXED, HyperparameterValues, SearchSpace, build_search_space
@@ -52,6 +59,61 @@ def trial_job_prefix(run_name: str, number: int) -> str:
 
 
 @dataclass(frozen=True)
+class Pruning:
+    """The driver's fold-level pruning settings (the `prune_*` hyperparameters)."""
+
+    rule: str = "paired-bound"
+    threshold: float = 0.1
+    min_trials: int = 5
+
+
+def check_pruning(pruning: Pruning, n_folds: int, trials: int) -> None:
+    """Refuse settings under which nothing could ever be pruned, saying why and what would work."""
+    problems = []
+    if pruning.min_trials >= trials:
+        problems.append(f"prune_min_trials={pruning.min_trials} completed trials must come first, but the search runs "
+                        f"only {trials}: nothing could be pruned; lower prune_min_trials")
+    if pruning.rule == "wilcoxon":
+        # The one-sided signed-rank test's smallest p-value with n paired folds, all the same sign, is 2^-n; the
+        # driver checks after at most K - 1 folds (after the last there is nothing left to stop).
+        smallest = 2.0 ** -(n_folds - 1)
+        if smallest >= pruning.threshold:
+            problems.append(f"prune_rule=wilcoxon with {n_folds} folds: after {n_folds - 1} of them the test's "
+                            f"smallest p-value is {smallest:g}, not below prune_threshold={pruning.threshold:g}, so no "
+                            "trial could be pruned; use prune_rule=paired-bound (it can prune after one fold), more "
+                            f"folds, or a threshold above {smallest:g}")
+    if problems:
+        raise UserInputError("; ".join(problems))
+
+
+class FoldCheck:
+    """A driver trial's pruning check, as each of its folds finishes (the runner's `on_fold`).
+
+    Logs every decision; raises `TrialPruned` (with the summary of the folds run) once the trial cannot beat
+    the best, which stops the trial's folds still running."""
+
+    def __init__(self, pruner: FoldPruner, number: int, metric: str, direction: str, clock: Clock):
+        self.pruner, self.number, self.metric, self.direction, self.clock = pruner, number, metric, direction, clock
+        self.results: list[FoldResult] = []
+        self.started = clock.monotonic()
+
+    def __call__(self, result: FoldResult, task: FoldTask) -> None:
+        self.results.append(result)
+        if len(self.results) >= self.pruner.n_folds:
+            return
+        decision = self.pruner.check({r.fold: r.validation_score for r in self.results})
+        level = logging.INFO if decision.prune or decision.statistic is not None else logging.DEBUG
+        log.log(level, "trial %d: %s after %d of %d folds (%s): %s", self.number,
+                "pruned" if decision.prune else "going on", len(self.results), self.pruner.n_folds, decision.rule,
+                decision.reason)
+        if decision.prune:
+            ordered = sorted(self.results, key=lambda r: r.fold)
+            summary = CrossValidationSummary.from_results(ordered, self.metric, self.direction, "sagemaker",
+                                                          self.clock.monotonic() - self.started, task.hyperparameters)
+            raise TrialPruned(summary, decision)
+
+
+@dataclass(frozen=True)
 class DriverPlan:
     """What the driver searches: M x N trials of K-fold CV over `space`, every trial with `fixed` on top."""
 
@@ -61,6 +123,15 @@ class DriverPlan:
     sampler_seed: int
     space: SearchSpace
     fixed: dict[str, str]  # every trial's static hyperparameters, as its fold jobs receive them
+    pruning: Pruning | None = None  # fold-level pruning, when on
+
+    def pruner(self, direction: str, n_folds: int) -> FoldPruner | None:
+        """The search's shared pruner (None without pruning), its settings checked against the folds."""
+        if self.pruning is None:
+            return None
+        check_pruning(self.pruning, n_folds, self.trials)
+        return FoldPruner(make_rule(self.pruning.rule, self.pruning.threshold), direction, n_folds,
+                          self.pruning.min_trials)
 
     @classmethod
     def from_hyperparameters(cls, hps: HyperparameterValues) -> DriverPlan:
@@ -75,8 +146,9 @@ class DriverPlan:
         if clash:
             raise UserInputError(f"hyperparameters {', '.join(clash)} are both set and searched (search=); pick one")
         fixed = {**{k: v for k, v in TUNING_FIXED.items() if k not in space}, **given}
+        pruning = Pruning(hps["prune_rule"], hps["prune_threshold"], hps["prune_min_trials"]) if hps["prune"] else None
         return cls(trials=hps["trials"], parallel=hps["parallel_trials"], sampler=hps["sampler"],
-                   sampler_seed=hps["sampler_seed"], space=space, fixed=fixed)
+                   sampler_seed=hps["sampler_seed"], space=space, fixed=fixed, pruning=pruning)
 
 
 def search_setting(space: SearchSpace) -> str:
@@ -125,13 +197,15 @@ def discover_driver(api: TrainingJobsApi, name: str, hps: HyperparameterValues, 
 def trial_runners(api: TrainingJobsApi, base: FoldJobTemplate, run_name: str, *, clock: Clock = SYSTEM_CLOCK,
                   timing: Timing | None = None, seed: str = "", created_after: datetime | None = None,
                   deadline: float | None = None, max_runtime: int | None = None,
-                  on_runner: Callable[[int, SageMakerFoldRunner], None] | None = None) -> RunnerFactory:
+                  on_runner: Callable[[int, SageMakerFoldRunner], None] | None = None,
+                  pruner: FoldPruner | None = None, metric: tuple[str, str] = ("", "")) -> RunnerFactory:
     """Each trial's SageMaker fold runner: fold jobs named after the run and the trial, tagged with the run.
 
     Every trial counts its own API calls (a `TrainingJobsApi` of its own over the shared clients) and draws
     its waits from its own seeded random stream, so a run replays the same way whatever the interleaving.
     All trials' creates go through one `CreateGate`: one process can keep the account's pace exactly, where
-    separate coordinators collide and retry."""
+    separate coordinators collide and retry. With `pruner`, each trial's runner checks the trial as its
+    folds finish (`FoldCheck`; `metric` is the (name, direction) its summary carries)."""
     timing = timing or Timing()
     gate = CreateGate(timing.create_interval)
 
@@ -140,7 +214,8 @@ def trial_runners(api: TrainingJobsApi, base: FoldJobTemplate, run_name: str, *,
         trial_api = TrainingJobsApi(api.sagemaker, s3=api.s3, prompt=api.prompt, creator=api.creator)
         runner = SageMakerFoldRunner(trial_api, template, clock=clock, rng=random.Random(f"{seed}/{run_name}/{number}"),
                                      timing=timing, deadline=deadline, max_runtime=max_runtime,
-                                     created_after=created_after, create_gate=gate)
+                                     created_after=created_after, create_gate=gate,
+                                     on_fold=FoldCheck(pruner, number, *metric, clock) if pruner else None)
         if on_runner is not None:
             on_runner(number, runner)
         return runner
@@ -175,7 +250,7 @@ def run_search(plan: DriverPlan, manifest: Manifest, study: Any, runners: Runner
                **options: Any) -> SearchOutcome:
     """The search itself: `Search` with the trials' SageMaker runners, resuming trials the study shows as
     running (their fold jobs are adopted, not created again). `options` go to `Search` (executor, stop,
-    on_change, on_trial, timeout)."""
+    on_change, on_trial, timeout, pruner: the one the runners check against)."""
     search = Search(study, plan.space, plan.fixed, None, manifest, None, trials=plan.trials, parallel=plan.parallel,
                     runners=runners, resume_running=True, **options)
     return search.run()
@@ -197,13 +272,16 @@ def driver_result(study: Any, run_name: str, task: str) -> tuple[dict[str, Any],
     trial_hps: Mapping[str, str] = best.user_attrs[HYPERPARAMETERS_ATTR]
     final = final_fit_hyperparameters(trial_hps, summary)
     complete, failed = counted_trials(study)
+    from warmcv.tuning.study import pruned_trials
+
     result = {
         "run": run_name, "best_trial": best.number, "best_fold_jobs": trial_job_prefix(run_name, best.number),
         "metric": summary.metric, "direction": summary.direction,
         "cv_mean": summary.validation_mean, "cv_std": summary.validation_std, "n_folds": summary.n_folds,
         "fold_scores": summary.fold_scores, "recommended_num_boost_round": summary.recommended_num_boost_round,
         "hyperparameters": dict(trial_hps), "tuned": {k: trial_hps[k] for k in sorted(best.params)},
-        "final_hyperparameters": final, "trials": {"complete": complete, "failed": failed},
+        "final_hyperparameters": final,
+        "trials": {"complete": complete, "failed": failed, "pruned": pruned_trials(study)},
     }
     return result, model_quality_statistics(summary.to_dict(), task)
 
@@ -216,6 +294,10 @@ def on_trial_logger(metric: str) -> Callable[[TrialReport], None]:
         if trial.state == "complete":
             log.info("trial %d complete: CV %s %.6f +/- %.6f in %.0f s (%d/%d)%s", trial.number, metric,
                      trial.value, trial.std, trial.seconds, trial.counted, trial.budget, best)
+        elif trial.state == "pruned" and trial.pruned is not None:
+            log.info("trial %d pruned after %d of %d folds in %.0f s (%d/%d): %s%s", trial.number,
+                     trial.pruned.folds_seen, trial.pruned.n_folds, trial.seconds, trial.counted, trial.budget,
+                     trial.pruned.reason, best)
         else:
             log.info("trial %d %s after %.0f s (%d/%d)%s%s", trial.number, trial.state, trial.seconds, trial.counted,
                      trial.budget, f": {trial.error}" if trial.error else "", best)

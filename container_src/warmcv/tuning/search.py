@@ -14,6 +14,11 @@ fold jobs exist is always in the saved study), and `resume_running` takes up the
 study shows as still running, under their own numbers, so their fold jobs are found again, not
 duplicated.
 
+Pruning (`pruner`): a trial whose fold runner stops it (`TrialPruned`: its first folds show it cannot
+beat the best) is told to Optuna as PRUNED with its fold scores as intermediate values (step = fold) and
+its partial summary; it counts towards the budget, and a resumed search keeps it as it is. Every completed
+trial feeds the shared `FoldPruner` (the trials a resumed study holds too).
+
 Stopping: the first SIGINT/SIGTERM sets a flag; the loop then cancels the trials in flight (their
 workers are killed, queued folds dropped), marks them failed-and-queued-again and returns, so every
 finished trial is already in the study and `--resume` picks up the rest. A second signal raises
@@ -36,6 +41,7 @@ from typing import Any
 
 from warmcv.clock import SYSTEM_CLOCK, Clock
 from warmcv.cv import CrossValidationSummary, FoldRunner, cross_validate
+from warmcv.cv.pruning import FoldPruner, PruningDecision, TrialPruned
 from warmcv.data.manifest import Manifest
 from warmcv.declarations import SearchSpace, parse_hyperparameters
 from warmcv.errors import FoldFailed, StopRequested, UserInputError
@@ -43,13 +49,14 @@ from warmcv.runners.local import LocalFoldRunner
 from warmcv.runners.pool import WarmWorkerPool
 from warmcv.tuning.executor import ThreadTrialExecutor, TrialExecutor
 from warmcv.tuning.space import as_hyperparameters, distributions
-from warmcv.tuning.study import counted_trials, fail_and_requeue
+from warmcv.tuning.study import counted_trials, fail_and_requeue, pruned_trials
 
 log = logging.getLogger(__name__)
 
 CV_ATTR = "cv"
 HYPERPARAMETERS_ATTR = "hyperparameters"
 ERROR_ATTR = "error"
+PRUNED_ATTR = "pruned"  # a pruned trial's PruningDecision.to_dict()
 _ERROR_CHARS = 2000
 
 
@@ -67,7 +74,7 @@ class TrialReport:
     """One finished trial, as the progress display sees it."""
 
     number: int
-    state: str  # complete | failed | interrupted
+    state: str  # complete | pruned | failed | interrupted
     value: float | None
     std: float | None
     seconds: float
@@ -76,6 +83,8 @@ class TrialReport:
     best_number: int | None
     counted: int  # trials counted towards the budget so far
     budget: int
+    pruned: PruningDecision | None = None  # why a pruned trial stopped
+    pruned_so_far: int = 0
 
 
 @dataclass
@@ -87,6 +96,7 @@ class SearchOutcome:
     seconds: float
     finished_here: list[int] = field(default_factory=list)  # trial numbers finished by this invocation
     interrupted: list[int] = field(default_factory=list)
+    pruned: int = 0  # in the whole study; counted towards the budget like completed and failed ones
 
 
 @dataclass
@@ -129,14 +139,15 @@ def stop_flag_on_signals() -> Iterator[threading.Event]:
 
 
 class Search:
-    """Runs trials until `trials` of them count (completed or genuinely failed), the timeout, or a stop."""
+    """Runs trials until `trials` of them count (completed, pruned or genuinely failed), the timeout, or a stop."""
 
     def __init__(self, study: Any, space: SearchSpace, fixed: Mapping[str, str], data_dir: Path | None,
                  manifest: Manifest, pool: WarmWorkerPool | None, *, trials: int, parallel: int,
                  timeout: float | None = None, stop: threading.Event | None = None,
                  on_trial: Callable[[TrialReport], None] | None = None, max_consecutive_failures: int | None = None,
                  runners: RunnerFactory | None = None, executor: TrialExecutor | None = None,
-                 on_change: Callable[[], None] | None = None, resume_running: bool = False):
+                 on_change: Callable[[], None] | None = None, resume_running: bool = False,
+                 pruner: FoldPruner | None = None):
         """`runners` (default: local runners on `pool` over `data_dir`) gives each trial its fold runner;
         `executor` (default: threads on the system clock) runs the trials."""
         self.study = study
@@ -161,12 +172,30 @@ class Search:
         self._maximize = study.direction.name == "MAXIMIZE"
         self._best: tuple[float, int] | None = None
         self._complete, self._failed = counted_trials(study)
+        self._pruned = pruned_trials(study)
         self._consecutive_failures = 0
         try:
             best = study.best_trial
             self._best = (best.value, best.number)
         except ValueError:
             pass
+        self.pruner = pruner
+        if pruner is not None:
+            self._feed(pruner)
+
+    def _feed(self, pruner: FoldPruner) -> None:
+        """The completed trials a resumed study already holds, for the pruner to compare with."""
+        from optuna.trial import TrialState
+
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            stored = trial.user_attrs.get(CV_ATTR)
+            if stored:
+                summary = CrossValidationSummary.from_dict(stored)
+                pruner.add_complete(trial.number, {f.fold: f.validation_score for f in summary.folds})
+
+    @property
+    def _counted(self) -> int:
+        return self._complete + self._failed + self._pruned
 
     # -- the loop -----------------------------------------------------------------------------------
     def run(self) -> SearchOutcome:
@@ -193,7 +222,7 @@ class Search:
                         item.runner.stop()
                 else:
                     while (not outcome.timed_out and len(inflight) < self.parallel
-                           and self._complete + self._failed + len(inflight) < self.trials):
+                           and self._counted + len(inflight) < self.trials):
                         future, item = self._start(executor)
                         inflight[future] = item
                 if not inflight:
@@ -207,7 +236,7 @@ class Search:
             raise
         finally:
             executor.shutdown()
-            outcome.completed, outcome.failed = self._complete, self._failed
+            outcome.completed, outcome.failed, outcome.pruned = self._complete, self._failed, self._pruned
             outcome.seconds = clock.monotonic() - started
         return outcome
 
@@ -257,12 +286,22 @@ class Search:
             outcome.interrupted.append(trial.number)
             self._report(trial.number, "interrupted", None, None, seconds, None)
             return
+        if isinstance(error, TrialPruned):
+            self._tell_pruned(trial, error)
+            self._changed()
+            self._consecutive_failures = 0
+            outcome.finished_here.append(trial.number)
+            self._report(trial.number, "pruned", None, None, seconds, None, error.decision)
+            return
         if error is None:
             summary: CrossValidationSummary = future.result()
             if math.isfinite(summary.validation_mean):
                 trial.set_user_attr(CV_ATTR, summary.to_dict())
+                report_fold_scores(trial, summary)
                 self.study.tell(trial, summary.validation_mean)
                 self._changed()
+                if self.pruner is not None:
+                    self.pruner.add_complete(trial.number, {f.fold: f.validation_score for f in summary.folds})
                 self._complete += 1
                 self._consecutive_failures = 0
                 outcome.finished_here.append(trial.number)
@@ -287,6 +326,16 @@ class Search:
         if self._consecutive_failures >= self.max_consecutive_failures:
             raise SearchFailed(f"{self._consecutive_failures} trials in a row failed; the last one: {message}")
 
+    def _tell_pruned(self, trial: Any, pruned: TrialPruned) -> None:
+        from optuna.trial import TrialState
+
+        trial.set_user_attr(CV_ATTR, pruned.summary.to_dict())
+        trial.set_user_attr(PRUNED_ATTR, pruned.decision.to_dict())
+        report_fold_scores(trial, pruned.summary)
+        self.study.tell(trial, state=TrialState.PRUNED)
+        self._pruned += 1
+        log.debug("trial %d pruned: %s", trial.number, pruned.decision.reason)
+
     def _abandon(self, inflight: dict[Future, _InFlight], outcome: SearchOutcome, executor: TrialExecutor) -> None:
         """On the way out of an error or a forced stop: stop the trials in flight and queue them again."""
         clock = executor.clock
@@ -301,7 +350,7 @@ class Search:
             pending -= executor.wait_any(pending, timeout=0.25)
         for future, item in inflight.items():
             try:
-                if future.done() and future.exception() is None:
+                if future.done() and (future.exception() is None or isinstance(future.exception(), TrialPruned)):
                     self._finish(future, item, outcome, clock)  # it finished before it could be stopped: keep it
                 else:
                     fail_and_requeue(self.study, item.trial.number)
@@ -319,10 +368,17 @@ class Search:
             self.on_change()
 
     def _report(self, number: int, state: str, value: float | None, std: float | None, seconds: float,
-                error: str | None) -> None:
+                error: str | None, pruned: PruningDecision | None = None) -> None:
         if self.on_trial is None:
             return
         best_value, best_number = self._best if self._best is not None else (None, None)
         self.on_trial(TrialReport(number, state, value, std, seconds, error, best_value, best_number,
-                                  self._complete + self._failed, self.trials))
+                                  self._counted, self.trials, pruned, self._pruned))
+
+
+def report_fold_scores(trial: Any, summary: CrossValidationSummary) -> None:
+    """Each fold's validation score as an Optuna intermediate value, step = fold number (what Optuna's
+    WilcoxonPruner reads, and what optuna-dashboard plots); a pruned trial keeps the folds it ran."""
+    for fold in summary.folds:
+        trial.report(fold.validation_score, fold.fold)
 

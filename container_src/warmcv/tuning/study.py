@@ -125,3 +125,10 @@ def counted_trials(study: Any) -> tuple[int, int]:
         elif trial.state == TrialState.FAIL and trial.number not in retried:
             failed += 1
     return complete, failed
+
+
+def pruned_trials(study: Any) -> int:
+    """Pruned trials: they count towards the budget too (a resume neither reruns nor forgets them)."""
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))

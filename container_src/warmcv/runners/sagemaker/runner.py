@@ -38,6 +38,7 @@ from warmcv.aws.training_jobs import QuotaExceeded, TrainingJobsApi, TransientEr
 from warmcv.clock import SYSTEM_CLOCK, Clock, sleep_unless
 from warmcv.contract import ContainerPaths
 from warmcv.cv import FoldResult, FoldRunner, FoldTask
+from warmcv.cv.pruning import TrialPruned
 from warmcv.declarations import HyperparameterValues
 from warmcv.errors import FoldFailed, StopRequested, UserInputError
 from warmcv.runners.sagemaker.discovery import discover_coordinator, job_from_environment, region_from_arn
@@ -122,12 +123,15 @@ class SageMakerFoldRunner(FoldRunner):
                  rng: random.Random | None = None, timing: Timing | None = None, deadline: float | None = None,
                  max_runtime: int | None = None, local_data_dir: Path | None = None,
                  local_fold: Callable[[FoldTask, Clock], LocalFold] | None = None,
-                 created_after: datetime | None = None, create_gate: CreateGate | None = None):
+                 created_after: datetime | None = None, create_gate: CreateGate | None = None,
+                 on_fold: Callable[[FoldResult, FoldTask], None] | None = None):
         """`deadline` is on `clock.monotonic()` (derived from the coordinator's `max_runtime`, for messages);
         `local_data_dir` makes the coordinator train fold 0 itself, in a worker process; `local_fold` starts
         that fold some other way (a simulator's timed stand-in) and also turns it on; `created_after` (the
         coordinator's CreationTime) limits the fold-job listing to jobs created since; `create_gate` paces creates
-        together with the other trials of the same process (the driver's) instead of on their own."""
+        together with the other trials of the same process (the driver's) instead of on their own; `on_fold` is
+        told of each fold as soon as its result is in (the coordinator prints the running CV mean, the driver's
+        pruning check may raise `TrialPruned`, which stops the folds still running)."""
         self.api = api
         self.template = template
         self.clock = clock
@@ -139,6 +143,8 @@ class SageMakerFoldRunner(FoldRunner):
         self.local_data_dir = local_data_dir
         self.local_fold = local_fold
         self.create_gate = create_gate
+        self.on_fold = on_fold
+        self._told: set[int] = set()  # folds whose result on_fold has seen
         self.jobs = FoldJobs(api, template, clock, self.timing, self.pacer, created_after)
         self._local: LocalFold | None = None
         self._first_finish: float | None = None
@@ -200,6 +206,7 @@ class SageMakerFoldRunner(FoldRunner):
         self.jobs = FoldJobs(self.api, self.template, self.clock, self.timing, self.pacer, self.jobs.created_after)
         self.jobs.start(tasks, fold_name_filter(self.template.parent, [t.fold for t in tasks]))
         self._first_finish, self._quota = None, None
+        self._told = set()
         folds = self.jobs.folds
         if self.trains_own_fold and folds:
             folds[0].in_process = True
@@ -216,6 +223,12 @@ class SageMakerFoldRunner(FoldRunner):
         except TrialRefused as refused:
             self.stop()
             raise UserInputError(str(refused)) from None
+        except TrialPruned:
+            # Stopped by its own pruning check: its folds still running are stopped, and their warm pools left
+            # Available, before the search starts the next trial (which would otherwise start them cold).
+            self.stop()
+            self.jobs.wait_until_ended(self.timing.stop_budget)
+            raise
         self.jobs.report_pool_reuse()
         log.info("all %d folds done; API calls for this trial: %s", len(folds), self.api.calls.summary())
         return [f.result for f in folds if f.result is not None]
@@ -233,6 +246,7 @@ class SageMakerFoldRunner(FoldRunner):
             now = self.clock.monotonic()
             self._check_deadline(now)
             self._check_local()
+            self._tell_finished()
             if queue and now >= next_create - TIME_TOLERANCE and self.create_gate is not None:
                 if not slots:
                     slots.extend(self.create_gate.claim(now, len(queue)))
@@ -272,6 +286,7 @@ class SageMakerFoldRunner(FoldRunner):
                 throttled, finished = self.jobs.poll(running, now)
                 if finished and self._first_finish is None:
                     self._first_finish = now  # its siblings started within seconds of it: look quickly from now on
+                self._tell_finished()
                 poll_failures = poll_failures + 1 if throttled else 0
                 interval = (self.pacer.backoff(poll_failures) if throttled
                             else self.pacer.poll_interval(now, self._polling_since, self._first_finish))
@@ -280,6 +295,15 @@ class SageMakerFoldRunner(FoldRunner):
                 return
             self._sleep_until(now, next_create if queue else None,
                               next_poll if any(f.state == "running" for f in folds) else None)
+
+    def _tell_finished(self) -> None:
+        """Hand `on_fold` each fold whose result arrived since it was last called (it may raise to end the trial)."""
+        if self.on_fold is None:
+            return
+        for fold in self.jobs.folds:
+            if fold.state == "done" and fold.result is not None and fold.task.fold not in self._told:
+                self._told.add(fold.task.fold)
+                self.on_fold(fold.result, fold.task)
 
     def stop(self) -> None:
         """StopTrainingJob on every fold job not known to be finished (idempotent, bounded in time). Safe to call
