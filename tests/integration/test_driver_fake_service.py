@@ -154,7 +154,7 @@ def test_a_killed_driver_resumes_losing_no_trial_and_creating_no_fold_job_twice(
     for number, value in finished.items():  # what finished before the kill is in the final study, unchanged
         assert trials[number][1] == pytest.approx(value, abs=5e-7)
     result = read_json(s3, f"s3://{BUCKET}/evaluation/drv-kill/driver_result.json")
-    assert result["trials"] == {"complete": 6, "failed": 0}
+    assert result["trials"] == {"complete": 6, "failed": 0, "pruned": 0}
 
 
 def test_a_stopped_driver_stops_every_fold_it_started(make_fake, data_uri):

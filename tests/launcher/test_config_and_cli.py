@@ -291,3 +291,12 @@ def test_driver_pruning_settings_reach_the_driver():
     assert pruner is not None and (pruner.rule.name, pruner.min_trials, pruner.n_folds) == ("wilcoxon", 3, 5)
     with pytest.raises(UserInputError, match="with 3 folds"):  # the folds are checked again when the data is known
         plan.pruner("Maximize", 3)
+
+
+def test_the_driver_example_config_is_valid_and_prunes():
+    from warmcv.launcher.config import load_config, read_config_file
+
+    config = load_config(read_config_file(EXAMPLE.with_name("pipeline-driver.toml")))
+    assert (config.tuning.strategy, config.tuning.search_strategy, config.tuning.prune) == ("driver", "Bayesian", True)
+    hyperparameters = config.driver_hyperparameters()
+    assert hyperparameters["prune"] == "true" and hyperparameters["trials"] == "40"

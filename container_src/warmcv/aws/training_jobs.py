@@ -50,10 +50,13 @@ class SageMakerClient(Protocol):
 
 
 class S3Client(Protocol):
-    """`get_object` returns {"Body": <readable>, "ContentLength": int} like boto3's. The driver also writes,
-    lists and deletes (its checkpoint and its result); a coordinator only reads."""
+    """`get_object` returns {"Body": <readable>, "ContentLength": int} like boto3's."""
 
     def get_object(self, *, Bucket: str, Key: str) -> Mapping[str, Any]: ...
+
+
+class WritableS3Client(S3Client, Protocol):
+    """The driver also writes, lists and deletes (its checkpoint and its result); a coordinator only reads."""
 
     def put_object(self, *, Bucket: str, Key: str, Body: bytes, **extra: Any) -> Mapping[str, Any]: ...
 
@@ -247,10 +250,10 @@ class TrainingJobsApi:
             raise RequestRejected("GetObject", "TooLarge", f"{uri} has {length} bytes (limit {max_bytes})")
         return response["Body"].read()
 
-    def _s3_client(self) -> Any:
+    def _s3_client(self) -> WritableS3Client:
         if self.s3 is None:
             raise RuntimeError("no S3 client configured")
-        return self.s3
+        return self.s3  # type: ignore[return-value]  # the driver's clients are boto3's, which write too
 
     def write_s3_object(self, uri: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         bucket, key = split_s3_uri(uri)

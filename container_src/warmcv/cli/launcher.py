@@ -68,6 +68,8 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--early-stopping-rounds", type=int,
                        help="LightGBM early stopping (the final fit then uses the CV's rounds)")
     group.add_argument("--complete-on-convergence", action=argparse.BooleanOptionalAction, default=None)
+    group.add_argument("--prune", action=argparse.BooleanOptionalAction, default=None,
+                       help="the driver's fold-level pruning ([tuning] prune; rule and threshold in the config)")
     group.add_argument("--release-warm-pools", action=argparse.BooleanOptionalAction, default=None,
                        help="add the last step that releases the run's warm pools (default on)")
 
@@ -90,6 +92,8 @@ def config_from_args(args: argparse.Namespace):
         overrides.setdefault("tuning", {})["ranges"] = list(args.range)
     if args.complete_on_convergence is not None:
         overrides.setdefault("tuning", {})["complete_on_convergence"] = args.complete_on_convergence
+    if args.prune is not None:
+        overrides.setdefault("tuning", {})["prune"] = args.prune
     if args.release_warm_pools is not None:
         overrides.setdefault("pipeline", {})["release_warm_pools"] = args.release_warm_pools
     hyperparameters = parse_assignments(args.set)

@@ -241,6 +241,5 @@ class SimulatedDriver(SimulatedTuner):
             cv = frozen.user_attrs.get(CV_ATTR)
             if cv:
                 trial.fold_scores = [f["validation_score"] for f in sorted(cv["folds"], key=lambda f: f["fold"])]
-        for trial in self.trials:  # a trial whose folds all started cold counts as a slot's first
-            folds = [j for j in self.service.jobs.values() if j.kind == "fold" and j.name.startswith(trial.name + "-")]
-            trial.cold = not any(j.warm for j in folds)
+        for trial in self.trials:  # the first M trials are the slots' first (their folds start cold), as for the tuner
+            trial.cold = trial.index < self.tuning.parallel

@@ -77,7 +77,7 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/warmcv-jobs"
 BUCKET = "warmcv-simulated"
 METRIC = "auc"
 DEFAULT_KEEP_ALIVE = int(HYPERPARAMETERS["keep_alive_seconds"].default)
-QUIET_LOGGERS = ("warmcv.runners", "warmcv.aws", "warmcv.modes", "warmcv.tuning")
+QUIET_LOGGERS = ("warmcv.cv", "warmcv.runners", "warmcv.aws", "warmcv.modes", "warmcv.tuning")
 INJECTED_FAILURE = "AlgorithmError: injected fold failure"
 TUNING_JOB_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:hyper-parameter-tuning-job/{TUNING_JOB}"
 

@@ -233,7 +233,7 @@ def open_driver_study(storage: Any, direction: str, plan: DriverPlan) -> Any:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     from warmcv.tuning.study import STUDY_NAME
 
-    study = optuna.create_study(storage=storage, study_name=STUDY_NAME, direction=direction.lower(),
+    study = optuna.create_study(storage=storage, study_name=STUDY_NAME, direction=direction.lower(),  # type: ignore[arg-type]
                                 sampler=make_sampler(plan.sampler, plan.sampler_seed), load_if_exists=True)
     if study.direction.name.lower() != direction.lower():
         raise UserInputError(f"the checkpointed study was created to {study.direction.name.lower()}, not to "
