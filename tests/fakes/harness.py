@@ -49,7 +49,7 @@ def driver_request(name: str, data_uri: str, hyperparameters: dict[str, str], *,
     request["ResourceConfig"] = {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30}
     request["HyperParameters"] = {"mode": "driver", "num_threads": "1", "keep_alive_seconds": "600",
                                   "num_boost_round": "30", "fold_instance_type": "ml.m5.xlarge",
-                                  "evaluation_s3_uri": f"s3://{BUCKET}/evaluation/{name}", **hyperparameters}
+                                  "result_s3_uri": f"s3://{BUCKET}/evaluation/{name}", **hyperparameters}
     if checkpoint:
         request["CheckpointConfig"] = {"S3Uri": f"s3://{BUCKET}/checkpoints/{name}"}
     return request

@@ -455,7 +455,7 @@ def test_the_driver_job_runs_the_search_the_tuner_would(driver_definition):
     resolved = dict(job["HyperParameters"])
     assert resolved.pop("run_name") == {"Std:Join": {"On": "-", "Values": [
         "warmcv", {"Get": "Execution.PipelineExecutionId"}]}}
-    assert resolved.pop("evaluation_s3_uri")["Std:Join"]["Values"][:2] == ["s3://my-bucket/warmcv/census", "evaluation"]
+    assert resolved.pop("result_s3_uri")["Std:Join"]["Values"][:2] == ["s3://my-bucket/warmcv/census", "evaluation"]
     assert resolved == config.driver_hyperparameters()
     plan = DriverPlan.from_hyperparameters(parse_hyperparameters({**resolved, "run_name": "warmcv-x"}))
     assert plan.space == config.search_space() and (plan.trials, plan.parallel) == (40, 4)

@@ -155,7 +155,7 @@ DRIVER_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
         name="prune_min_trials", help="driver: completed trials before any trial is pruned", default=5,
         valid=Interval(1, 100000)),
     TextHyperparameter(
-        name="evaluation_s3_uri", help="driver: the S3 prefix where it writes driver_result.json (the best "
+        name="result_s3_uri", help="driver: the S3 prefix where it writes driver_result.json (the best "
                                        "hyperparameters, CV mean and std, rounds) and cv_statistics.json",
         default="", pattern=r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?", max_length=1024,
         example="s3://bucket/warmcv/evaluation/run-1"),

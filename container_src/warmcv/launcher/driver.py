@@ -81,7 +81,7 @@ def driver_step(config: LauncherConfig, session: Any, prepared: Any, params: Pip
     hyperparameters.update({
         "n_folds": params.folds.to_string(), "trials": params.max_trials.to_string(),
         "parallel_trials": params.parallel_trials.to_string(), "fold_instance_type": params.training_instance_type,
-        "search": search_setting(config, params), "run_name": name, "evaluation_s3_uri": run_uri("evaluation"),
+        "search": search_setting(config, params), "run_name": name, "result_s3_uri": run_uri("evaluation"),
     })
     trainer = ModelTrainer(
         training_image=params.image_uri, role=config.aws.role_arn, sagemaker_session=session,

@@ -6,7 +6,7 @@ opens the study from its checkpoint, runs `warmcv.tuning.driver`'s search and wr
 
 - `driver_result.json` (the best trial's final hyperparameters, CV mean and std, recommended rounds) and
   `cv_statistics.json` (model-quality statistics) in its output and model archives, and, with
-  `evaluation_s3_uri`, as plain JSON objects in S3, where the pipeline reads them (JsonGet), with no Lambda;
+  `result_s3_uri`, as plain JSON objects in S3, where the pipeline reads them (JsonGet), with no Lambda;
 - the coordinator's metric lines for the best trial, so the job's metrics show the CV result too.
 
 The study survives a restart in the job's CheckpointConfig location (`warmcv.tuning.checkpoint`): a
@@ -113,7 +113,7 @@ def run_driver(paths: ContainerPaths, hps: HyperparameterValues, clock: Clock = 
     log.info("search done: %d complete, %d pruned, %d failed, %d checkpoint(s) written", outcome.completed,
              outcome.pruned, outcome.failed, store.saved)
     result, statistics = driver_result(study, run_name, manifest.task)
-    publish(paths, api, hps["evaluation_s3_uri"], result, statistics)
+    publish(paths, api, hps["result_s3_uri"], result, statistics)
     report(result)
     return result
 
