@@ -11,6 +11,9 @@
    and with instant ones; wall time against the training-only limit, warmcv's own share, instance-hours.
 3. Where a warm trial's time goes.
 4. How the overhead shrinks as folds train longer.
+5. The driver strategy against the tuner at the seed's configuration (20-s warm starts): one driver job runs the
+   search and creates every trial's fold jobs itself (no coordinator per trial), with and without fold-level
+   pruning; the figures `warmcv simulate --strategy driver` prints.
 
 Every figure comes from one run of this script (seed 0); the real seconds each simulation took are shown.
 """
@@ -118,6 +121,28 @@ def longer_folds(rounds: int) -> None:
                     "per later trial", "of which warmcv's own", "real time"], rows))
 
 
+def strategies(rounds: int, reports: dict[str, SimulationReport]) -> None:
+    print(f"\n## 5. The driver strategy against the tuner: M = 4 x N = {rounds} x K = 5, 2-min folds, "
+          "20-s warm starts\n")
+    tuner = reports["coordinator trains fold 0, warm pools"]
+    driver = simulate(Tuning(strategy="driver", parallel=4, rounds=rounds, folds=5), Workload(startup=S, train=T))
+    pruned = simulate(Tuning(strategy="driver", parallel=4, rounds=rounds, folds=5, prune=True),
+                      Workload(startup=S, train=T))
+    rows = []
+    for label, report in (("tuner (amt), coordinator trains fold 0", tuner), ("driver", driver),
+                          ("driver, fold-level pruning", pruned)):
+        counts = report.to_dict()["trials"]
+        rows.append([label, f"{report.jobs:,}", hours(report.wall_seconds), hours(report.training_limit_seconds),
+                     f"{report.wall_seconds / report.training_limit_seconds:.3f}",
+                     f"{report.breakdown_warm.total:.1f} s", f"{report.instance_hours:.1f}",
+                     f"{counts['completed']} / {counts.get('pruned', 0)}", f"{report.real_seconds:.1f} s"])
+    print(markdown(["", "jobs", "wall", "training-only limit", "x limit", "later trial", "instance-hours",
+                    "trials complete / pruned", "real time"], rows))
+    print(f"\nratios: driver / tuner wall time {driver.wall_seconds / tuner.wall_seconds:.3f}, instance-hours "
+          f"{driver.instance_hours / tuner.instance_hours:.3f}; the driver's own instance "
+          f"{driver.billing_total.get('driver', 0) / 3600:.1f} instance-hours of them")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 30 rounds instead of 120")
@@ -127,6 +152,7 @@ def main() -> None:
     reports = seed_configuration(rounds)
     breakdown(reports)
     longer_folds(rounds)
+    strategies(rounds, reports)
     print(f"\n(all simulations: {time.perf_counter() - began:.0f} s of real time)")
 
 

@@ -8,6 +8,7 @@ own clock whose `sleep` advances simulated time; nothing in the runner may call 
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Protocol, runtime_checkable
 
@@ -36,6 +37,24 @@ class SystemClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds)
+
+    def sleep_unless(self, event: threading.Event, seconds: float) -> None:
+        """Like `sleep`, but over as soon as `event` is set (a raising signal handler still interrupts it)."""
+        if seconds > 0:
+            event.wait(seconds)
+
+
+def sleep_unless(clock: Clock, event: threading.Event, seconds: float) -> None:
+    """Wait `seconds` on `clock`, or less once `event` is set, where the clock can (the system clock).
+
+    Why: the driver stops a trial from another thread, whose runner may be waiting a minute for its next
+    poll. A simulated clock moves only when every actor waits, so it cannot be woken this way; a simulation
+    delivers a stop by interrupting the actor instead."""
+    waiter = getattr(clock, "sleep_unless", None)
+    if waiter is not None:
+        waiter(event, seconds)
+    else:
+        clock.sleep(seconds)
 
 
 class ManualClock:

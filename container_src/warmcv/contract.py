@@ -63,6 +63,19 @@ class ContainerPaths:
     def failure_file(self) -> Path:
         return self.output_dir / "failure"
 
+    def checkpoint_dir(self, local_path: str | None = None) -> Path:
+        """Where SageMaker syncs the job's CheckpointConfig (LocalPath, default /opt/ml/checkpoints), under
+        this base directory when the path is one of /opt/ml's (so a test's redirected base dir holds it)."""
+        path = local_path or f"{DEFAULT_BASE_DIR}/checkpoints"
+        if path.rstrip("/").startswith(DEFAULT_BASE_DIR + "/"):
+            return self.base / path.rstrip("/")[len(DEFAULT_BASE_DIR) + 1:]
+        return Path(path)
+
+    @property
+    def work_dir(self) -> Path:
+        """Scratch space of this job alone: not uploaded, not synced."""
+        return self.base / "work"
+
     @property
     def warm_pool_cache(self) -> Path:
         """Kept across jobs that reuse a warm pool; SageMaker names it in an env var when it exists."""

@@ -41,6 +41,25 @@ def coordinator_request(name: str, data_uri: str, hyperparameters: dict[str, str
     return request
 
 
+def driver_request(name: str, data_uri: str, hyperparameters: dict[str, str], *, max_runtime: int = 3600,
+                   checkpoint: bool = True, **extra: Any) -> dict[str, Any]:
+    """What the pipeline's Search step sends: the image in mode=driver on a small instance, a checkpoint location,
+    the prepared data as its channel (its fold jobs copy it) and the search's settings."""
+    request = coordinator_request(name, data_uri, {}, max_runtime=max_runtime, **extra)
+    request["ResourceConfig"] = {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30}
+    request["HyperParameters"] = {"mode": "driver", "num_threads": "1", "keep_alive_seconds": "600",
+                                  "num_boost_round": "30", "fold_instance_type": "ml.m5.xlarge",
+                                  "result_s3_uri": f"s3://{BUCKET}/evaluation/{name}", **hyperparameters}
+    if checkpoint:
+        request["CheckpointConfig"] = {"S3Uri": f"s3://{BUCKET}/checkpoints/{name}"}
+    return request
+
+
+def read_json(s3: MotoS3, uri: str) -> dict[str, Any]:
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return json.loads(s3.client().get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
 def read_archive_json(s3: MotoS3, uri: str, member: str) -> dict[str, Any]:
     bucket, _, key = uri[len("s3://"):].partition("/")
     body = s3.client().get_object(Bucket=bucket, Key=key)["Body"].read()

@@ -10,8 +10,10 @@ locations) is the package's one model, `warmcv.training_service`; this module on
 RUNS THE REAL CONTAINER CODE on the container contract in a temp dir:
 
     Starting (a cold start, or a short warm start when the model handed it a warm pool)
-    -> Downloading (TrainingStartTime; channels copied from moto's S3, warm jobs included)
-    -> Training (`python -m warmcv train --base-dir ...` or the toolkit's `train`, as a child process)
+    -> Downloading (TrainingStartTime; channels copied from moto's S3, warm jobs included; the CheckpointConfig
+       location's files copied to its local path, as on every start of a job, a restart included)
+    -> Training (`python -m warmcv train --base-dir ...` or the toolkit's `train`, as a child process; the
+       checkpoint directory copied to S3 while it runs, deletions included: rules.checkpoint_location)
     -> Uploading (model/ and output/data/ by the request's CompressionType)
     -> Completed | Failed (FailureReason "AlgorithmError: " + the failure file) | Stopped (SIGTERM, SIGKILL
        after a grace)
@@ -60,6 +62,7 @@ class FakeTiming:
     cold_start: float = 0.8  # Starting without a warm pool
     warm_start: float = 0.05  # Starting on a reused warm pool
     stop_grace: float = 20.0  # SIGKILL this long after SIGTERM (SageMaker: 120 s)
+    checkpoint_sync: float = 0.5  # ASSUMPTION (rules.CHECKPOINTS is silent): local checkpoints reach S3 this often
 
 
 @dataclass
@@ -87,6 +90,7 @@ class FakeJob:
     exit_codes: list = field(default_factory=list)  # the container's exit code, per attempt
     bases: list = field(default_factory=list)  # the contract's base dir, per attempt
     cache_dir: Path | None = None  # its warm pool's persistent cache
+    checkpoints: dict = field(default_factory=dict)  # the checkpoint files as S3 holds them (name -> bytes)
     thread: threading.Thread | None = None
 
     @property
@@ -378,6 +382,7 @@ class FakeSageMaker:
                 for parquet in target.rglob("*.parquet"):
                     parquet.write_bytes(b"this is not a parquet file")
         (base / "input/config/inputdataconfig.json").write_text(json.dumps(channels))
+        self._restore_checkpoints(job, base)
         (base / "input/config/resourceconfig.json").write_text(json.dumps(
             {"current_host": "algo-1", "hosts": ["algo-1"], "current_group_name": "homogeneousCluster",
              "current_instance_type": r["ResourceConfig"]["InstanceType"], "network_interface_name": "eth0"}))
@@ -403,6 +408,8 @@ class FakeSageMaker:
         else:
             argv = [sys.executable, "-m", "warmcv", "train", "--base-dir", str(base)]
         log_path = base.parent / "log.txt"
+        synced = job.checkpoints
+        next_sync = time.monotonic() + self.timing.checkpoint_sync
         with open(log_path, "wb") as log_file:
             process = subprocess.Popen(argv, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=base.parent,
                                        start_new_session=True)
@@ -419,8 +426,13 @@ class FakeSageMaker:
                         term_sent = time.monotonic()
                     elif time.monotonic() - term_sent > self.timing.stop_grace:
                         process.kill()
+                if time.monotonic() >= next_sync and not restart:
+                    self._sync_checkpoints(job, base, synced)
+                    next_sync = time.monotonic() + self.timing.checkpoint_sync
                 time.sleep(0.02)
             code = process.wait()
+        if not restart:  # a killed instance uploads nothing more
+            self._sync_checkpoints(job, base, synced)
         job.exit_codes.append(code)
         text = log_path.read_text(errors="replace")
         job.logs.append(text)
@@ -439,6 +451,54 @@ class FakeSageMaker:
             if value is not None:
                 metrics.append({"MetricName": definition["Name"], "Value": value, "Timestamp": time.time()})
         return metrics
+
+    def _checkpoint_dir(self, job: FakeJob, base: Path) -> tuple[str, Path] | None:
+        location = rules.checkpoint_location(job.request)
+        if location is None:
+            return None
+        uri, local = location
+        default = rules.CHECKPOINT_LOCAL_PATH
+        relative = local.rstrip("/")[len("/opt/ml/"):] if local.startswith("/opt/ml/") else default[len("/opt/ml/"):]
+        return uri, base / relative
+
+    def _restore_checkpoints(self, job: FakeJob, base: Path) -> None:
+        """rules.CHECKPOINTS: what is in the S3 location when the job starts is copied to the local path."""
+        found = self._checkpoint_dir(job, base)
+        if found is None:
+            return
+        uri, local = found
+        local.mkdir(parents=True, exist_ok=True)
+        bucket, _, prefix = uri[len("s3://"):].partition("/")
+        prefix = prefix.rstrip("/") + "/" if prefix else ""
+        job.checkpoints = {}
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(prefix):]
+                path = local / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.s3.download_file(bucket, item["Key"], str(path))
+                job.checkpoints[name] = path.read_bytes()
+
+    def _sync_checkpoints(self, job: FakeJob, base: Path, synced: dict[str, bytes]) -> None:
+        """rules.CHECKPOINTS: new or changed local checkpoints are written to S3, deleted ones deleted there."""
+        found = self._checkpoint_dir(job, base)
+        if found is None:
+            return
+        uri, local = found
+        bucket, _, prefix = uri[len("s3://"):].partition("/")
+        prefix = prefix.rstrip("/") + "/" if prefix else ""
+        present = {p.relative_to(local).as_posix(): p for p in local.rglob("*") if p.is_file()} if local.is_dir() else {}
+        for name, path in present.items():
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            if synced.get(name) != data:
+                self.s3.put_object(Bucket=bucket, Key=prefix + name, Body=data)
+                synced[name] = data
+        for name in [n for n in synced if n not in present]:
+            self.s3.delete_object(Bucket=bucket, Key=prefix + name)
+            del synced[name]
 
     def _upload(self, job: FakeJob, base: Path) -> None:
         """model/ and output/data/ where the request's CompressionType puts them (rules.output_locations)."""

@@ -10,6 +10,7 @@ as botocore resolves endpoints in production.
 from __future__ import annotations
 
 import itertools
+import re
 import statistics
 import threading
 import time
@@ -305,3 +306,20 @@ def test_a_quota_that_stays_used_up_fails_the_trial_naming_it(make_fake, data_ur
     assert fake.count("CreateTrainingJob", "ResourceLimitExceeded", prefix="trial-quota-f2") > 1  # retried first
     for fold in fake.fold_jobs("trial-quota"):
         assert fake.wait(fold.name, 30).status == "Stopped"
+
+
+def test_the_coordinator_reports_its_running_cv_mean_after_each_fold(make_fake, s3, data_uri):
+    """For the tuner's early stopping (Auto) and Hyperband: the objective's line after each of the first K - 1
+    folds (the mean of those finished), then the final mean, which is the value the tuner keeps."""
+    fake = make_fake()
+    fake.client().create_training_job(**coordinator_request("trial-running", data_uri, {"num_leaves": "15"}))
+    completed(fake, "trial-running")
+    log = fake.log("trial-running")
+    values = [float(v) for v in re.findall(r"average model validation score:(.*?);", log)]
+    summary = read_archive_json(s3, output_uri(fake, "trial-running", "output.tar.gz"), "cv_summary.json")
+    scores = [f["validation_score"] for f in summary["folds"]]
+    assert len(values) == 3 and values[-1] == summary["validation_mean"]
+    assert values[0] in scores  # the first fold to finish
+    assert any(values[1] == pytest.approx((a + b) / 2, abs=1e-15) for a, b in itertools.combinations(scores, 2))
+    objective = {m["MetricName"]: m["Value"] for m in fake.jobs["trial-running"].final_metrics}["validation:score"]
+    assert objective == summary["validation_mean"]  # the last line is what SageMaker keeps

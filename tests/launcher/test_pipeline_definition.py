@@ -246,9 +246,11 @@ def test_variants(tmp_path):
     assert grid["BestHyperparameters"]["Arguments"]["names"] == "max_depth,num_leaves"
     assert grid["TrainFinal"]["Arguments"]["HyperParameters"]["num_boost_round"] == "2000"
     assert "KeepAlivePeriodInSeconds" not in grid["TrainFinal"]["Arguments"]["ResourceConfig"]
-    hyperband = steps(definition(tmp_path, "--strategy", "Hyperband", "--rounds", "3"))
+    hyperband = steps(definition(tmp_path, "--strategy", "Hyperband", "--rounds", "3"), raw=True)
     config = hyperband["Tune"]["Arguments"]["HyperParameterTuningJobConfig"]
-    assert config["StrategyConfig"] == {"HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 3}}
+    # A trial's resource is one running-CV-mean line, K in all: the maximum is the execution's K.
+    assert config["StrategyConfig"] == {"HyperbandStrategyConfig": {"MinResource": 1,
+                                                                    "MaxResource": {"Get": "Parameters.Folds"}}}
 
 
 def test_tune_dry_run_prints_the_request_offline(tmp_path):
@@ -382,3 +384,146 @@ def test_a_minimised_metric_registers_only_below_its_baseline(tmp_path: Path):
     s = steps(definition(tmp_path, "--set", "metric=rmse", "--task", "regression", "--set", "objective=regression"),
               raw=True)
     assert s["BeatsBaseline"]["Arguments"]["Conditions"][0]["Type"] == "LessThan"
+
+
+# -- botocore's validation, both strategies -------------------------------------------------------------------------
+def test_every_step_passes_botocores_validation_offline(example_definition, driver_definition):
+    from tests.launcher.botocore_check import problems, validated_steps
+
+    for document, expected in ((example_definition, {"Prepare", "Tune", "TrainFinal", "CreateModel", "RegisterModel",
+                                                      "Predict"}),
+                               (driver_definition, {"Prepare", "Search", "TrainFinal", "CreateModel", "RegisterModel",
+                                                    "Predict"})):
+        assert set(validated_steps(document)) == expected
+        assert problems(document) == {}
+    # The check itself catches what SageMaker would refuse.
+    broken = json.loads(json.dumps(driver_definition))
+    search = next(s for s in broken["Steps"] if s["Name"] == "Search")
+    search["Arguments"]["CheckpointConfig"]["S3Path"] = "s3://x"  # not a member of CheckpointConfig
+    del search["Arguments"]["RoleArn"]
+    report = problems(broken)["Search"]
+    assert "Unknown parameter in CheckpointConfig" in report and 'Missing required parameter in input: "RoleArn"' in report
+
+
+# -- the driver strategy -------------------------------------------------------------------------------------------
+DRIVER_ARGS = ("--strategy", "driver", "--max-trials-without-improvement", "0", "--no-complete-on-convergence")
+RESULT = "driver_result.json"
+
+
+@pytest.fixture(scope="module")
+def driver_definition(tmp_path_factory) -> dict[str, Any]:
+    return definition(tmp_path_factory.mktemp("driver-definition"), *DRIVER_ARGS)
+
+
+def json_get(path: str) -> dict[str, Any]:
+    return {"Std:JsonGet": {"Path": path, "S3Uri": {"Std:Join": {"On": "/", "Values": [
+        "s3://my-bucket/warmcv/census", "evaluation", {"Get": "Execution.PipelineExecutionId"}, RESULT]}}}}
+
+
+def test_driver_steps_and_order(driver_definition):
+    s = steps(driver_definition, raw=True)
+    assert list(s) == ["Prepare", "Search", "TrainFinal", "CreateModel", "BeatsBaseline", "RegisterModel", "Predict",
+                       "BelowBaseline", "ReleaseWarmPools"]
+    assert s["Search"]["Type"] == "Training" and "Tune" not in s and "BestHyperparameters" not in s  # no Lambda
+    assert s["TrainFinal"]["DependsOn"] == ["Search"]
+
+
+def test_the_driver_job_runs_the_search_the_tuner_would(driver_definition):
+    from warmcv.declarations import parse_hyperparameters
+    from warmcv.tuning.driver import DriverPlan
+
+    config = example_config(tuning={"strategy": "driver", "max_trials_without_improvement": 0,
+                                    "complete_on_convergence": False})
+    raw = steps(driver_definition, raw=True)["Search"]["Arguments"]
+    job = steps(driver_definition)["Search"]["Arguments"]  # parameters at their defaults
+    assert job["ResourceConfig"] == {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}
+    assert "KeepAlivePeriodInSeconds" not in job["ResourceConfig"]  # the driver keeps no pool; its folds do
+    assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 5 * 86400}
+    assert raw["CheckpointConfig"]["S3Uri"] == {"Std:Join": {"On": "/", "Values": [
+        "s3://my-bucket/warmcv/census", "checkpoints", {"Get": "Execution.PipelineExecutionId"}]}}
+    assert job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == {"Get": PREPARED}
+    assert job["AlgorithmSpecification"]["MetricDefinitions"] == metric_definitions(COORDINATOR_METRICS)
+    assert job["Tags"] == [{"Key": "warmcv:role", "Value": "driver"}]
+    hps = raw["HyperParameters"]
+    assert hps["fold_instance_type"] == {"Get": "Parameters.TrainingInstanceType"}
+    for name, parameter in (("n_folds", "Folds"), ("trials", "MaxTrials"), ("parallel_trials", "ParallelTrials")):
+        assert hps[name] == {"Std:Join": {"On": "", "Values": [{"Get": f"Parameters.{parameter}"}]}}
+    search = hps["search"]["Std:Join"]["Values"]
+    assert {"Get": "Parameters.NumLeavesMin"} in search and {"Get": "Parameters.LearningRateMax"} in search
+    # With every parameter at its default, the job's hyperparameters are exactly what the config makes, and they
+    # make the tuner's trials: the same space, the same static values.
+    resolved = dict(job["HyperParameters"])
+    assert resolved.pop("run_name") == {"Std:Join": {"On": "-", "Values": [
+        "warmcv", {"Get": "Execution.PipelineExecutionId"}]}}
+    assert resolved.pop("result_s3_uri")["Std:Join"]["Values"][:2] == ["s3://my-bucket/warmcv/census", "evaluation"]
+    assert resolved == config.driver_hyperparameters()
+    plan = DriverPlan.from_hyperparameters(parse_hyperparameters({**resolved, "run_name": "warmcv-x"}))
+    assert plan.space == config.search_space() and (plan.trials, plan.parallel) == (40, 4)
+
+
+def test_the_pipeline_reads_the_drivers_result_with_jsonget(driver_definition):
+    config = example_config()
+    raw = steps(driver_definition, raw=True)
+    final = raw["TrainFinal"]["Arguments"]["HyperParameters"]
+    for name in config.final_from_tuning():  # the tuned values, and the CV's rounds (early stopping is on)
+        assert final[name] == json_get(f"final_hyperparameters.{name}")
+    assert raw["BeatsBaseline"]["Arguments"]["Conditions"] == [
+        {"Type": "GreaterThan", "LeftValue": json_get("cv_mean"), "RightValue": {"Get": "Parameters.BaselineObjective"}}]
+    register = raw["RegisterModel"]["Arguments"]
+    assert register["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"] == {"Std:Join": {"On": "/", "Values": [
+        "s3://my-bucket/warmcv/census", "evaluation", {"Get": "Execution.PipelineExecutionId"}, "cv_statistics.json"]}}
+    metadata = register["CustomerMetadataProperties"]
+    assert metadata["warmcv:cv_validation_mean"] == {"Std:Join": {"On": "", "Values": [json_get("cv_mean")]}}
+    assert metadata["warmcv:best_trial"] == json_get("best_fold_jobs") and metadata["warmcv:cv_metric"] == "auc"
+    # The release step finds the run's fold jobs by the run name they are tagged with.
+    assert raw["ReleaseWarmPools"]["Arguments"] == {"tuning_job_name": raw["Search"]["Arguments"]["HyperParameters"][
+        "run_name"]}
+
+
+def test_the_driver_result_carries_what_the_jsonget_paths_read(tmp_path):
+    """The paths the pipeline reads exist in what `driver_result` writes, with the types the steps need."""
+    import optuna
+
+    from warmcv.cv import CrossValidationSummary, FoldResult
+    from warmcv.tuning.driver import driver_result
+    from warmcv.tuning.search import CV_ATTR, HYPERPARAMETERS_ATTR
+
+    config = example_config()
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    trial.suggest_int("num_leaves", 8, 64)
+    folds = [FoldResult(fold=f, train_score=0.9, validation_score=0.8 + f / 100, best_iteration=40 + f, n_train=10,
+                        n_valid=5, seconds=1.0) for f in range(3)]
+    summary = CrossValidationSummary.from_results(folds, "auc", "Maximize", "sagemaker", 3.0, {})
+    trial.set_user_attr(CV_ATTR, summary.to_dict())
+    trial.set_user_attr(HYPERPARAMETERS_ATTR, {**config.static_hyperparameters(), "num_leaves": str(trial.params[
+        "num_leaves"])})
+    study.tell(trial, summary.validation_mean)
+    result, statistics = driver_result(study, "warmcv-x", "binary")
+    paths = [f"final_hyperparameters.{n}" for n in ("num_leaves", "num_boost_round")] + ["cv_mean", "cv_std",
+                                                                                        "best_fold_jobs"]
+    for path in paths:
+        value: Any = result
+        for part in path.split("."):
+            value = value[part]
+        assert isinstance(value, float if path.startswith("cv_") else str), path
+    assert result["final_hyperparameters"]["num_boost_round"] == "41"  # the folds' mean best iteration
+    assert statistics["binary_classification_metrics"]["auc"]["value"] == result["cv_mean"]
+
+
+def test_the_roles_allow_what_the_driver_does(driver_definition):
+    config = example_config(tuning={"strategy": "driver", "max_trials_without_improvement": 0,
+                                    "complete_on_convergence": False})
+    pipeline = iam.pipeline_role_policy(config)
+    allowed = iam.allowed_actions(pipeline)
+    for step in steps(driver_definition).values():
+        assert set(iam.STEP_ACTIONS[step["Type"]]) <= allowed, step["Type"]
+    read = next(st for st in pipeline["Statement"] if st["Sid"] == "ReadDriverResult")
+    assert read["Action"] == ["s3:GetObject"] and read["Resource"] == "arn:aws:s3:::my-bucket/warmcv/census/evaluation/*"
+    lambdas = next(st["Resource"] for st in pipeline["Statement"] if st["Sid"] == "LambdaStep")
+    assert lambdas == ["arn:aws:lambda:us-east-1:111122223333:function:warmcv-release-warm-pools"]  # no best-trial one
+    job = iam.job_role_policy(config)
+    prune = next(st for st in job["Statement"] if st["Sid"] == "DriverPrunesCheckpoints")
+    assert prune["Action"] == ["s3:DeleteObject"] and prune["Resource"].endswith("/warmcv/census/checkpoints/*")
+    launcher = iam.allowed_actions(iam.launcher_policy(config))
+    assert {"sagemaker:CreateTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:ListTrainingJobs"} <= launcher

@@ -173,3 +173,62 @@ def test_bad_plan_input_fails_with_a_message(capsys, extra, message):
     args = ["plan", "-M", "2", "-N", "3", "-K", "3", "--startup", "100", "--train", "50", *extra]
     assert main(args) == 2
     assert message in capsys.readouterr().err
+
+
+# -- the driver strategy -------------------------------------------------------------------------------------------
+DRIVER = PlanInputs(parallel=2, rounds=3, folds=3, startup=100, train=50, warm_startup=10, keep_alive=600,
+                    api_latency=0.0, price=2.0, timing=TIMING, download_cold=30, download_warm=4, strategy="driver",
+                    coordinator_trains_fold=True)  # ignored: the driver has no coordinator
+
+
+def test_driver_estimate_by_hand():
+    warm = estimate(DRIVER, warm=True)
+    # first trial: the driver starts cold (100) and describes itself; then 3 creates 1 s apart (2 s), folds cold
+    # (100), training 50, noticing 1.75 (as a coordinator's: the first end seen ~3.75 s late, the last 2 s after)
+    assert warm.first_trial_seconds == pytest.approx(100 + 2 + 100 + 50 + 1.75)
+    # later: no coordinator start-up, no discovery: creates 2 + warm folds 10 + training 50 + noticing 1
+    assert warm.later_trial_seconds == pytest.approx(2 + 10 + 50 + 1)
+    assert warm.breakdown == {"tuner_gap": 0, "coordinator_startup": 0, "discovery": 0, "create_pacing": 2,
+                              "fold_startup": 10, "training": 50, "noticing": 1}
+    assert warm.wall_seconds == pytest.approx(253.75 + 2 * 63)
+    hours = warm.instance_hours
+    # the driver bills from its TrainingStartTime (its 30-s download) to the end; K folds per trial, none on it
+    assert hours["driver"] * 3600 == pytest.approx(warm.wall_seconds - 100 + 30) and hours["coordinators"] == 0
+    assert hours["fold_jobs"] * 3600 == pytest.approx(2 * 3 * (3 * 50 + 30 + 2 * 4))
+    # a pool idles from its fold's end to the next trial's fold: the folds' spread (2) + noticing (1) + its place
+    # among the next trial's creates (1 on average)
+    assert hours["warm_pools_between_trials"] * 3600 == pytest.approx(2 * 3 * 2 * 4)
+    assert (warm.jobs, warm.coordinators, warm.fold_jobs) == (2 * 3 * 3 + 1, 0, 18)
+    assert warm.training_instances == 2 * 3 + 1 and warm.describes_per_trial == 0
+    assert not any("tuner" in note for note in warm.notes)  # no tuning job, no tuner limits
+
+
+def test_the_driver_saves_the_coordinators_start_up_in_every_trial():
+    amt = estimate(PlanInputs(parallel=4, rounds=120, folds=5, startup=180, train=120, coordinator_trains_fold=True),
+                   warm=True)
+    driver = estimate(PlanInputs(parallel=4, rounds=120, folds=5, startup=180, train=120, strategy="driver"), warm=True)
+    assert driver.later_trial_seconds < amt.later_trial_seconds - 20 + 1  # the coordinator's 20-s warm start-up
+    assert driver.wall_seconds < amt.wall_seconds
+    assert driver.instance_hours["total"] < amt.instance_hours["total"]
+    small = PlanInputs(parallel=1, rounds=2, folds=2, startup=1, train=1, strategy="driver")
+    assert assumptions(small)[0].name == "fold start-up on a warm pool"  # no coordinator to start
+    assert small.fold_jobs_per_trial == 2
+
+
+def test_plan_and_simulate_take_the_strategy(capsys):
+    args = ["-M", "2", "-N", "3", "-K", "3", "--startup", "100", "--train", "50", "--strategy", "driver", "--json"]
+    assert main(["plan", *args, "--simulate"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["inputs"]["strategy"] == "driver" and data["estimates"]["warm"]["coordinators"] == 0
+    simulated = data["simulations"]["warm"]
+    assert simulated["strategy"] == "driver" and simulated["trials"]["completed"] == 6
+    assert simulated["jobs"] == {**simulated["jobs"], "coordinators": 0, "drivers": 1, "fold_jobs": 18}
+    for key in ("wall_seconds", "training_limit_seconds"):
+        assert simulated[key] > 0
+    assert simulated["instance_hours"]["total"] > simulated["instance_hours"]["driver"] > 0
+    assert main(["simulate", *args]) == 0
+    assert json.loads(capsys.readouterr().out)["jobs"]["drivers"] == 1
+    assert main(["simulate", *args[:-1]]) == 0
+    assert "simulated (driver strategy)" in capsys.readouterr().out
+    assert main(["plan", *args, "--coordinator-trains-fold"]) == 2
+    assert "--coordinator-trains-fold is for --strategy amt" in capsys.readouterr().err

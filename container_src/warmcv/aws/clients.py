@@ -34,10 +34,11 @@ def _config(mode: str, attempts: int, connect_timeout: float, read_timeout: floa
 class CoordinatorClients:
     patient: Any  # sagemaker client for creates and polls
     prompt: Any  # sagemaker client for self-discovery and stops
-    s3: Any  # s3 client for the fold jobs' output archives
+    s3: Any  # s3 client for the fold jobs' output archives (and the driver's checkpoint and result)
+    creator: Any = None  # the driver's: creates it paces itself (standard mode, no client-side rate limiting)
 
 
-def coordinator_clients(region: str) -> CoordinatorClients:
+def coordinator_clients(region: str, driver: bool = False) -> CoordinatorClients:
     import boto3
 
     session = boto3.session.Session(region_name=region)
@@ -45,4 +46,5 @@ def coordinator_clients(region: str) -> CoordinatorClients:
         patient=session.client("sagemaker", config=_config("adaptive", PATIENT_ATTEMPTS, 10, 60)),
         prompt=session.client("sagemaker", config=_config("standard", PROMPT_ATTEMPTS, 3, 10)),
         s3=session.client("s3", config=_config("standard", 5, 10, 60)),
+        creator=session.client("sagemaker", config=_config("standard", PATIENT_ATTEMPTS, 10, 60)) if driver else None,
     )

@@ -216,6 +216,31 @@ class FoldJobTemplate:
         return request
 
 
+def driver_fold_parent(driver: Mapping[str, Any], instance_type: str = "", volume_size_gb: int = 0,
+                       max_runtime_seconds: int | None = None) -> dict[str, Any]:
+    """The driver's own DescribeTrainingJob answer, made into what its fold jobs copy.
+
+    A driver runs on a small instance for the whole search; its fold jobs train on the fold instance type
+    (`instance_type`, `volume_size_gb`; the driver's own when empty or 0), one instance each, and each may run
+    `max_runtime_seconds`. Everything else (image, role, channels, output, VPC, network, environment) is the
+    driver's, as a coordinator's folds copy the coordinator's. Spot and checkpoints are the driver's alone.
+    """
+    parent = copy.deepcopy(dict(driver))
+    resources = dict(parent.get("ResourceConfig") or {})
+    resources.pop("InstanceGroups", None)
+    if instance_type:
+        resources["InstanceType"] = instance_type
+    resources["InstanceCount"] = 1
+    if volume_size_gb:
+        resources["VolumeSizeInGB"] = volume_size_gb
+    parent["ResourceConfig"] = resources
+    if max_runtime_seconds is not None:
+        parent["StoppingCondition"] = {"MaxRuntimeInSeconds": int(max_runtime_seconds)}
+    for key in ("EnableManagedSpotTraining", "CheckpointConfig", "TuningJobArn"):
+        parent.pop(key, None)
+    return parent
+
+
 # The matching field fold jobs set apart from every other job (rules.WARM_POOL_MATCH_FIELDS).
 SEPARATING_FIELD = "EnableInterContainerTrafficEncryption"
 

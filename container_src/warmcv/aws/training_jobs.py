@@ -1,8 +1,9 @@
-"""The one small interface through which the coordinator talks to AWS.
+"""The one small interface through which the coordinator and the driver talk to AWS.
 
 Five SageMaker operations (CreateTrainingJob, DescribeTrainingJob, ListTrainingJobs, StopTrainingJob,
-ListTags) and one S3 read, each turning botocore's error codes into the few outcomes the runner decides
-on. The clients are duck-typed: anything with boto3's method names and keyword arguments that raises
+ListTags) and four S3 ones (the fold jobs' outputs read; the driver's checkpoint and result written,
+listed and pruned), each turning botocore's error codes into the few outcomes the runner decides on.
+The clients are duck-typed: anything with boto3's method names and keyword arguments that raises
 `botocore.exceptions.ClientError` works, which is how a simulator drives the real runner with simulated
 SageMaker and simulated time. Every call is counted, so a trial can report its API cost.
 """
@@ -52,6 +53,16 @@ class S3Client(Protocol):
     """`get_object` returns {"Body": <readable>, "ContentLength": int} like boto3's."""
 
     def get_object(self, *, Bucket: str, Key: str) -> Mapping[str, Any]: ...
+
+
+class WritableS3Client(S3Client, Protocol):
+    """The driver also writes, lists and deletes (its checkpoint and its result); a coordinator only reads."""
+
+    def put_object(self, *, Bucket: str, Key: str, Body: bytes, **extra: Any) -> Mapping[str, Any]: ...
+
+    def list_objects_v2(self, *, Bucket: str, Prefix: str, **extra: Any) -> Mapping[str, Any]: ...
+
+    def delete_object(self, *, Bucket: str, Key: str) -> Mapping[str, Any]: ...
 
 
 class ApiError(WarmcvError):
@@ -132,6 +143,7 @@ class ApiCalls:
     stops: int = 0
     list_tags: int = 0
     s3_reads: int = 0
+    s3_writes: int = 0  # puts, lists and deletes (the driver's checkpoint and result)
     throttled: int = 0  # calls that were still throttled after botocore's retries
     errors: int = 0  # calls that ended in any error (including the expected ResourceInUse on adoption)
 
@@ -140,7 +152,8 @@ class ApiCalls:
 
     def summary(self) -> str:
         return (f"{self.creates} creates, {self.lists} lists, {self.describes} describes, {self.stops} stops, "
-                f"{self.list_tags} list-tags, {self.s3_reads} S3 reads ({self.throttled} throttled after retries)")
+                f"{self.list_tags} list-tags, {self.s3_reads} S3 reads ({self.throttled} throttled after retries)"
+                + (f", {self.s3_writes} S3 writes" if self.s3_writes else ""))
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -154,13 +167,16 @@ class TrainingJobsApi:
     """SageMaker training jobs and their S3 outputs, as the coordinator needs them.
 
     `sagemaker` serves creates and polls; `prompt` (defaults to `sagemaker`) serves self-discovery and
-    stops, which must answer quickly; `s3` reads the fold jobs' output archives.
+    stops, which must answer quickly; `s3` reads the fold jobs' output archives. `creator` (defaults to
+    `sagemaker`) sends the creates: the driver paces them itself, through a client without adaptive mode's
+    client-side rate limiting, which throttled polls would otherwise turn on for the creates too.
     """
 
     def __init__(self, sagemaker: SageMakerClient, s3: S3Client | None = None, prompt: SageMakerClient | None = None,
-                 calls: ApiCalls | None = None):
+                 calls: ApiCalls | None = None, creator: SageMakerClient | None = None):
         self.sagemaker = sagemaker
         self.prompt = prompt if prompt is not None else sagemaker
+        self.creator = creator if creator is not None else sagemaker
         self.s3 = s3
         self.calls = calls if calls is not None else ApiCalls()
 
@@ -179,7 +195,7 @@ class TrainingJobsApi:
 
     def create_training_job(self, request: dict[str, Any]) -> str:
         """Returns the new job's ARN; raises JobExists when the name is taken."""
-        response = self._call("creates", "CreateTrainingJob", self.sagemaker.create_training_job, **request)
+        response = self._call("creates", "CreateTrainingJob", self.creator.create_training_job, **request)
         return str(response.get("TrainingJobArn", ""))
 
     def describe_training_job(self, name: str, prompt: bool = False) -> dict[str, Any]:
@@ -233,3 +249,29 @@ class TrainingJobsApi:
         if length > max_bytes:
             raise RequestRejected("GetObject", "TooLarge", f"{uri} has {length} bytes (limit {max_bytes})")
         return response["Body"].read()
+
+    def _s3_client(self) -> WritableS3Client:
+        if self.s3 is None:
+            raise RuntimeError("no S3 client configured")
+        return self.s3  # type: ignore[return-value]  # the driver's clients are boto3's, which write too
+
+    def write_s3_object(self, uri: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        bucket, key = split_s3_uri(uri)
+        self._call("s3_writes", "PutObject", self._s3_client().put_object, Bucket=bucket, Key=key, Body=data,
+                   ContentType=content_type)
+
+    def list_s3_keys(self, prefix_uri: str) -> list[str]:
+        """Every key under `s3://bucket/prefix` (one ListObjectsV2 request per 1,000 keys)."""
+        bucket, prefix = split_s3_uri(prefix_uri)
+        keys: list[str] = []
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        while True:
+            page = self._call("s3_writes", "ListObjectsV2", self._s3_client().list_objects_v2, **kwargs)
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+            if not page.get("IsTruncated"):
+                return keys
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
+    def delete_s3_object(self, uri: str) -> None:
+        bucket, key = split_s3_uri(uri)
+        self._call("s3_writes", "DeleteObject", self._s3_client().delete_object, Bucket=bucket, Key=key)

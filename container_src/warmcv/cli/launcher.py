@@ -34,7 +34,12 @@ _OVERRIDES: tuple[tuple[str, str | None, str, dict[str, Any]], ...] = (
                                                 "help": "comma-separated row identifiers: not features; batch "
                                                         "transform joins them to the predictions"}),
     ("--processing-instance-type", "prepare", "instance_type", {}),
-    ("--strategy", "tuning", "strategy", {"help": "Bayesian (default), Random, Hyperband, Grid"}),
+    ("--strategy", "tuning", "strategy", {"help": "amt (default: SageMaker's tuner, a coordinator job per trial) or "
+                                                  "driver (one search process creates every trial's fold jobs); "
+                                                  "a search strategy here still means amt with it"}),
+    ("--search-strategy", "tuning", "search_strategy", {"help": "Bayesian (default), Random, Hyperband, Grid "
+                                                                "(the driver: Bayesian or Random)"}),
+    ("--driver-instance-type", "tuning", "driver_instance_type", {"help": "the driver job's instance (pipeline)"}),
     ("--parallel-trials", "tuning", "parallel_trials", {"type": int, "metavar": "M"}),
     ("--rounds", "tuning", "rounds", {"type": int, "metavar": "N", "help": "max_jobs = M x N"}),
     ("--tune", "tuning", "tune", {"metavar": "NAMES", "help": "comma-separated hyperparameters to tune"}),
@@ -69,6 +74,8 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--early-stopping-rounds", type=int,
                        help="LightGBM early stopping (the final fit then uses the CV's rounds)")
     group.add_argument("--complete-on-convergence", action=argparse.BooleanOptionalAction, default=None)
+    group.add_argument("--prune", action=argparse.BooleanOptionalAction, default=None,
+                       help="the driver's fold-level pruning ([tuning] prune; rule and threshold in the config)")
     group.add_argument("--release-warm-pools", action=argparse.BooleanOptionalAction, default=None,
                        help="add the last step that releases the run's warm pools (default on)")
 
@@ -91,6 +98,8 @@ def config_from_args(args: argparse.Namespace):
         overrides.setdefault("tuning", {})["ranges"] = list(args.range)
     if args.complete_on_convergence is not None:
         overrides.setdefault("tuning", {})["complete_on_convergence"] = args.complete_on_convergence
+    if args.prune is not None:
+        overrides.setdefault("tuning", {})["prune"] = args.prune
     if args.release_warm_pools is not None:
         overrides.setdefault("pipeline", {})["release_warm_pools"] = args.release_warm_pools
     hyperparameters = parse_assignments(args.set)
@@ -161,12 +170,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     tune = commands.add_parser(
         "tune", help="start only the tuning job on SageMaker (--sagemaker), on data prepared on S3",
         description="A SageMaker hyperparameter tuning job whose trials are warmcv coordinators, each "
-                    "cross-validating its combination over K fold jobs. Local tuning: `warmcv run`.")
+                    "cross-validating its combination over K fold jobs; with --strategy driver, the search runs "
+                    "here instead and creates every trial's K fold jobs on SageMaker itself (resumable with the "
+                    "same --out). Local tuning: `warmcv run`.")
     tune.add_argument("--sagemaker", action="store_true", required=True, help="tune on SageMaker")
     _add_config_options(tune)
     tune.add_argument("--dry-run", action="store_true",
                       help="print the CreateHyperParameterTuningJob request instead of starting it (offline)")
-    tune.add_argument("--job-name", help="tuning job name, up to 32 characters (default: warmcv-<UTC time>)")
+    tune.add_argument("--job-name", help="tuning job name, up to 32 characters (default: warmcv-<UTC time>); the "
+                                         "driver's run name, which its fold jobs are named and tagged after")
+    tune.add_argument("--out", type=Path, help="--strategy driver: the run folder (study, result); default "
+                                               "runs/<job name>; the same --out resumes")
     tune.set_defaults(handler=_tune)
 
     release = commands.add_parser(
@@ -285,6 +299,8 @@ def _tune(args: argparse.Namespace) -> int:
     if args.job_name is not None:
         check_tuning_job_name(args.job_name)
     config = config_from_args(args)
+    if config.tuning.strategy == "driver":
+        return _tune_with_driver(args, config)
     module = _sdk("warmcv.launcher.tuner")
     if args.dry_run:
         _logs_to_stderr()
@@ -294,6 +310,29 @@ def _tune(args: argparse.Namespace) -> int:
     name = module.start_tuning(config, job_name=args.job_name)
     print(f"started tuning job {name}\nrelease its warm pools when it is done: "
           f"warmcv release-warm-pools --tuning-job {name} --region {config.aws.region}")
+    return 0
+
+
+def _tune_with_driver(args: argparse.Namespace, config: Any) -> int:
+    """The driver's search from this machine (no SageMaker SDK needed: boto3 only)."""
+    import time
+
+    from warmcv.launcher import local_driver
+
+    name = args.job_name or f"warmcv-{time.strftime('%y%m%d-%H%M%S', time.gmtime())}"
+    if args.dry_run:
+        print(json.dumps(local_driver.plan_request(config, name), indent=2, sort_keys=True))
+        return 0
+    from warmcv.tuning.search import stop_flag_on_signals
+
+    out = args.out or Path("runs") / name
+    if args.out is not None and (args.out / local_driver.RUN_FILE).is_file():
+        name = None  # resuming: the run folder names the run
+    with stop_flag_on_signals() as stop:
+        result = local_driver.run_here(config, out, job_name=args.job_name or name, stop=stop)
+    print(f"best trial #{result['best_trial']}: CV {result['metric']} {result['cv_mean']:.6f} +/- "
+          f"{result['cv_std']:.6f}; result in {out}\nrelease its warm pools when you are done: "
+          f"warmcv release-warm-pools --tuning-job {result['run']} --region {config.aws.region}")
     return 0
 
 

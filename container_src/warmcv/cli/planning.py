@@ -21,6 +21,9 @@ from warmcv.errors import UserInputError
 def _add_scenario(parser: argparse.ArgumentParser) -> None:
     """The options of both commands. Nothing heavy is imported here: `warmcv --help` stays instant."""
     group = parser.add_argument_group("the tuning job")
+    group.add_argument("--strategy", choices=("amt", "driver"), default="amt",
+                       help="amt: SageMaker's tuner starts a coordinator job per trial (default); driver: one driver "
+                            "job creates every trial's fold jobs itself")
     group.add_argument("--parallel", "-M", type=int, required=True, help="parallel trials M (max_parallel_jobs)")
     group.add_argument("--rounds", "-N", type=int, required=True, help="rounds N (max_jobs = M x N)")
     group.add_argument("--folds", "-K", type=int, required=True, help="folds K")
@@ -41,9 +44,11 @@ def _add_scenario(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--keep-alive", type=int,
                        help="fold jobs' warm-pool keep-alive in seconds, 0..3600 (default: the keep_alive_seconds "
                             "hyperparameter's default, as the launcher uses)")
-    group.add_argument("--coordinator-trains-fold", action=argparse.BooleanOptionalAction, default=True,
-                       help="the coordinator trains fold 0 itself: K instances per trial instead of K + 1 "
+    group.add_argument("--coordinator-trains-fold", action=argparse.BooleanOptionalAction, default=None,
+                       help="amt: the coordinator trains fold 0 itself: K instances per trial instead of K + 1 "
                             "(default, as the launcher does; --no-coordinator-trains-fold for the K + 1 layout)")
+    group.add_argument("--driver-instance-type", default="ml.m5.large",
+                       help="driver: the driver job's own instance (default ml.m5.large)")
     group.add_argument("--tuner-gap", default="0", help="pause between a trial's end and the next (default 0)")
     group.add_argument("--release-pools", action="store_true",
                        help="warm pools are released when tuning ends (else they idle for their keep-alive)")
@@ -107,6 +112,11 @@ def _inputs(args: argparse.Namespace) -> Any:
         raise UserInputError(f"--keep-alive {args.keep_alive}: SageMaker allows 0..3600 seconds")
     if args.price is not None and args.price < 0:
         raise UserInputError(f"--price {args.price}: must not be negative")
+    if args.strategy == "driver" and args.coordinator_trains_fold:
+        raise UserInputError("--coordinator-trains-fold is for --strategy amt: the driver has no coordinator, every "
+                             "fold is a fold job")
+    if args.coordinator_trains_fold is None:
+        args.coordinator_trains_fold = args.strategy == "amt"
     coordinator = args.coordinator_startup
     return PlanInputs(
         parallel=args.parallel, rounds=args.rounds, folds=args.folds,
@@ -119,7 +129,7 @@ def _inputs(args: argparse.Namespace) -> Any:
         coordinator_trains_fold=args.coordinator_trains_fold,
         tuner_gap=parse_duration(args.tuner_gap, "--tuner-gap"), api_latency=args.api_latency,
         instance_type=args.instance_type, price=args.price, release_pools=args.release_pools,
-        timing=Timing.parse(args.timing),
+        timing=Timing.parse(args.timing), strategy=args.strategy,
     )
 
 
@@ -136,7 +146,8 @@ def _simulation(args: argparse.Namespace, inputs: Any, keep_alive: int) -> Any:
     for name in ("instance_quota", "warm_pool_quota"):
         if getattr(args, name) is not None and getattr(args, name) < 0:
             raise UserInputError(f"--{name.replace('_', '-')} must not be negative")
-    tuning = Tuning(parallel=inputs.parallel, rounds=inputs.rounds, folds=inputs.folds, keep_alive=keep_alive,
+    tuning = Tuning(strategy=inputs.strategy, driver_instance_type=args.driver_instance_type,
+                    parallel=inputs.parallel, rounds=inputs.rounds, folds=inputs.folds, keep_alive=keep_alive,
                     coordinator_trains_fold=inputs.coordinator_trains_fold, instance_type=inputs.instance_type,
                     coordinator_reuse=inputs.coordinator_reuse, tuner_gap=inputs.tuner_gap,
                     release_pools=inputs.release_pools,
@@ -171,8 +182,10 @@ def _plan(args: argparse.Namespace) -> int:
         return 0
 
     k = inputs.fold_jobs_per_trial
-    print(f"warmcv plan: M={inputs.parallel} parallel trials x N={inputs.rounds} rounds, K={inputs.folds} folds "
-          f"({k} fold jobs per trial{', fold 0 on the coordinator' if inputs.coordinator_trains_fold else ''}); "
+    layout = ("one driver job creates them" if inputs.driver
+              else ", fold 0 on the coordinator" if inputs.coordinator_trains_fold else "")
+    print(f"warmcv plan ({inputs.strategy} strategy): M={inputs.parallel} parallel trials x N={inputs.rounds} rounds, "
+          f"K={inputs.folds} folds ({k} fold jobs per trial{'; ' if inputs.driver else ''}{layout}); "
           f"start-up {short(inputs.startup)} cold, {short(inputs.warm_startup)} warm; training {short(inputs.train)}; "
           f"keep-alive {inputs.keep_alive} s; {inputs.instance_type}\n")
     header = ["", "arithmetic cold", "arithmetic warm", "warmcv cold", "warmcv warm"]
@@ -199,13 +212,14 @@ def _plan(args: argparse.Namespace) -> int:
             lambda r: short(r.breakdown_first.total)),
         row("later trials, each", "", "", lambda e: short(e.later_trial_seconds),
             lambda r: short(r.breakdown_warm.total)),
-        row("jobs (coordinators + fold jobs)", "", "", lambda e: number(e.jobs), lambda r: number(r.jobs)),
+        row("jobs (coordinators or driver + fold jobs)", "", "", lambda e: number(e.jobs), lambda r: number(r.jobs)),
         row("fold jobs started cold", "", "", lambda e: number(e.fold_starts_cold),
             lambda r: number(r.fold_jobs - r.fold_jobs_warm)),
         row("fold jobs started on warm pools", "", "", lambda e: number(e.fold_starts_warm),
             lambda r: number(r.fold_jobs_warm)),
-        row("instance-hours: coordinators", "", "", lambda e: number(e.instance_hours["coordinators"]),
-            lambda r: number(r.billing_total.get("coordinator", 0) / 3600)),
+        row("instance-hours: coordinators or driver", "", "",
+            lambda e: number(e.instance_hours["coordinators"] + e.instance_hours.get("driver", 0.0)),
+            lambda r: number((r.billing_total.get("coordinator", 0) + r.billing_total.get("driver", 0)) / 3600)),
         row("instance-hours: fold jobs", "", "", lambda e: number(e.instance_hours["fold_jobs"]),
             lambda r: number(r.billing_total.get("fold", 0) / 3600)),
         row("instance-hours: idle warm pools", "", "",
@@ -277,7 +291,7 @@ def _simulate(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), indent=2, default=str))
         return 0
     t = report.tuning
-    print(f"simulated: M={t.parallel} x N={t.rounds} trials, K={t.folds} folds"
+    print(f"simulated ({t.strategy} strategy): M={t.parallel} x N={t.rounds} trials, K={t.folds} folds"
           f"{' (fold 0 on the coordinator)' if t.coordinator_trains_fold else ''}, keep-alive {t.keep_alive} s, "
           f"seed {report.workload.seed}, noise {report.workload.train_cv:g}: {report.jobs:,} jobs in "
           f"{report.real_seconds:.1f} s of real time\n")
@@ -292,10 +306,12 @@ def _simulate(args: argparse.Namespace) -> int:
         ["overhead above the limit", f"{short(report.overhead_seconds)} "
                                      f"({percent(report.overhead_seconds / report.training_limit_seconds)})"],
         ["fold jobs cold / on warm pools", f"{report.fold_jobs - report.fold_jobs_warm:,} / {report.fold_jobs_warm:,}"],
-        ["coordinators cold / on reused instances",
-         f"{report.coordinators_cold:,} / {len(report.trials) - report.coordinators_cold:,}"],
-        ["coordinators that took a fold's warm pool", number(report.coordinators_on_fold_pools)],
-        ["instance-hours: coordinators", number(billing.get("coordinator", 0) / 3600)],
+        *([["driver jobs", number(report.driver_jobs)],
+           ["instance-hours: driver", number(billing.get("driver", 0) / 3600)]] if t.strategy == "driver" else [
+            ["coordinators cold / on reused instances",
+             f"{report.coordinators_cold:,} / {len(report.trials) - report.coordinators_cold:,}"],
+            ["coordinators that took a fold's warm pool", number(report.coordinators_on_fold_pools)],
+            ["instance-hours: coordinators", number(billing.get("coordinator", 0) / 3600)]]),
         ["instance-hours: fold jobs", number(billing.get("fold", 0) / 3600)],
         ["instance-hours: idle warm pools (after the last trial)",
          f"{number(billing.get('warm_pool', 0) / 3600)} ({number(after / 3600)})"],

@@ -29,6 +29,7 @@ from warmcv.declarations.types import (
     Hyperparameter,
     IntegerHyperparameter,
     Interval,
+    TextHyperparameter,
     TuningRange,
 )
 from warmcv.training_service.rules import MAX_KEEP_ALIVE_SECONDS  # AWS's documented limit, re-exported
@@ -87,8 +88,9 @@ LIGHTGBM_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
 
 CONTROL_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     CategoricalHyperparameter(
-        name="mode", help="coordinator: cross-validate over all folds; worker: train one fold or the full set",
-        default="worker", choices=("coordinator", "worker")),
+        name="mode", help="coordinator: cross-validate over all folds; worker: train one fold or the full set; "
+                          "driver: run a whole search, every trial's folds as fold jobs on warm pools",
+        default="worker", choices=("coordinator", "worker", "driver")),
     FoldHyperparameter(
         name="fold", help="worker only: the fold to hold out, or 'all' to train on the full prepared set",
         default=ALL_FOLDS, max_index=MAX_FOLDS - 1),
@@ -124,8 +126,61 @@ CONTROL_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
         default=False),
 )
 
+# warmcv.settings.choices.PRUNE_RULES (which imports this module, so the names are repeated; a test compares them).
+PRUNE_RULE_NAMES = ("paired-bound", "wilcoxon")
+# mode=driver only: the search itself (warmcv.modes.driver). Never forwarded to a fold job.
+DRIVER_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
+    IntegerHyperparameter(
+        name="trials", help="driver: trials to run in all (M x N)", default=20, valid=Interval(1, 100000)),
+    IntegerHyperparameter(
+        name="parallel_trials", help="driver: trials in flight at once (M), each with its K fold jobs",
+        default=4, valid=Interval(1, 1000)),
+    CategoricalHyperparameter(
+        name="sampler", help="driver: Optuna's sampler, tpe (Bayesian, as warmcv run) or random",
+        default="tpe", choices=("tpe", "random")),
+    IntegerHyperparameter(
+        name="sampler_seed", help="driver: the sampler's seed", default=0, valid=Interval(0, 2**31 - 1)),
+    TextHyperparameter(
+        name="search", help="driver: the search space as ;-separated overrides name=low:high[:log] or name=a,b "
+                            "(empty: what warmcv run searches, less what is fixed)",
+        default="", pattern=r"[A-Za-z0-9_]+=[^;=]+(;[A-Za-z0-9_]+=[^;=]+)*",
+        example="num_leaves=16:128:log;learning_rate=0.01:0.3:log"),
+    TextHyperparameter(
+        name="fold_instance_type", help="driver: the fold jobs' instance type (empty: the driver's own)",
+        default="", pattern=r"ml\.[a-z0-9]+\.[a-z0-9]+", max_length=64, example="ml.m5.xlarge"),
+    IntegerHyperparameter(
+        name="fold_volume_size_gb", help="driver: the fold jobs' volume in GB (0: the driver's own)",
+        default=0, valid=Interval(0, 16384)),
+    IntegerHyperparameter(
+        name="fold_max_runtime_seconds", help="driver: MaxRuntimeInSeconds of each fold job",
+        default=86400, valid=Interval(60, 28 * 86400)),
+    TextHyperparameter(
+        name="run_name", help="driver: the name fold jobs are named and tagged after (empty: the first driver "
+                              "job's name, kept in the checkpoint)",
+        default="", pattern=r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,39}", max_length=40, example="warmcv-run-1"),
+    BooleanHyperparameter(
+        name="prune", help="driver: stop a trial as its folds finish once they show it cannot beat the best "
+                           "(warmcv.cv.pruning, the rule warmcv run uses)", default=False),
+    CategoricalHyperparameter(
+        name="prune_rule", help="driver: paired-bound (the chance to still beat the best; can prune after one "
+                                "fold) or wilcoxon (Optuna's WilcoxonPruner test)",
+        default="paired-bound", choices=PRUNE_RULE_NAMES),
+    ContinuousHyperparameter(
+        name="prune_threshold", help="driver: prune below this chance to beat the best (paired-bound) or p-value "
+                                     "(wilcoxon)", default=0.1, valid=Interval(0, 1, low_open=True, high_open=True)),
+    IntegerHyperparameter(
+        name="prune_min_trials", help="driver: completed trials before any trial is pruned", default=5,
+        valid=Interval(1, 100000)),
+    TextHyperparameter(
+        name="result_s3_uri", help="driver: the S3 prefix where it writes driver_result.json (the best "
+                                       "hyperparameters, CV mean and std, rounds) and cv_statistics.json",
+        default="", pattern=r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?", max_length=1024,
+        example="s3://bucket/warmcv/evaluation/run-1"),
+)
+DRIVER_ONLY: frozenset[str] = frozenset(hp.name for hp in DRIVER_HYPERPARAMETERS)
+
 HYPERPARAMETERS: dict[str, Hyperparameter] = {
-    hp.name: hp for hp in (*LIGHTGBM_HYPERPARAMETERS, *CONTROL_HYPERPARAMETERS)
+    hp.name: hp for hp in (*LIGHTGBM_HYPERPARAMETERS, *CONTROL_HYPERPARAMETERS, *DRIVER_HYPERPARAMETERS)
 }
 
 TUNABLE: tuple[str, ...] = tuple(

@@ -257,6 +257,29 @@ class CategoricalHyperparameter(Hyperparameter):
         return "one of " + ", ".join(self.choices)
 
 
+@dataclass(frozen=True, kw_only=True)
+class TextHyperparameter(Hyperparameter):
+    """Free text within a pattern and a length (an instance type, an S3 URI, a search space); "" is unset."""
+
+    pattern: str
+    max_length: int = 2500  # SageMaker's limit on a hyperparameter value (CreateTrainingJob HyperParameters)
+    example: str = ""
+    tunable = False
+
+    def parse(self, raw: Any) -> str:
+        import re
+
+        text = _unquote(str(raw))
+        if len(text) > self.max_length:
+            raise self._fail(raw, f"has {len(text)} characters, more than {self.max_length}")
+        if text and not re.fullmatch(self.pattern, text):
+            raise self._fail(raw, "does not have the expected form")
+        return text
+
+    def allowed(self) -> str:
+        return f"empty, or text like {self.example!r}" if self.example else f"text matching {self.pattern}"
+
+
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from warmcv.declarations.catalog import HYPERPARAMETERS, LIGHTGBM_PARAMETER_NAMES, is_platform_key
+from warmcv.declarations.catalog import DRIVER_ONLY, HYPERPARAMETERS, LIGHTGBM_PARAMETER_NAMES, is_platform_key
 from warmcv.declarations.types import HyperparameterValueError
 from warmcv.errors import UserInputError
 
@@ -87,9 +87,16 @@ def parse_hyperparameters(raw: Mapping[str, Any]) -> HyperparameterValues:
 
 def _cross_field_problems(values: dict[str, Any], explicit: set[str]) -> list[str]:
     problems = []
-    if values["mode"] == "coordinator" and "fold" in explicit and values["fold"] != "all":
+    if values["mode"] != "worker" and "fold" in explicit and values["fold"] != "all":
         problems.append(
             f"hyperparameter fold={values['fold']!r} is only for mode=worker; "
-            "a coordinator always runs every fold"
+            f"a {values['mode']} always runs every fold"
         )
+    driver_only = sorted(DRIVER_ONLY & explicit)
+    if values["mode"] != "driver" and driver_only:
+        problems.append(f"hyperparameter(s) {', '.join(driver_only)} are only for mode=driver, "
+                        f"not mode={values['mode']}")
+    if values["mode"] == "driver" and values["coordinator_trains_fold"]:
+        problems.append("hyperparameter coordinator_trains_fold=true is for mode=coordinator: the driver trains no "
+                        "fold itself (every fold is a fold job); remove it")
     return problems

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AliasChoices, BeforeValidator, Field
+from pydantic import AliasChoices, BeforeValidator, Field, model_validator
 
 from warmcv.declarations import (
     DEFAULT_METRIC,
@@ -28,10 +28,19 @@ from warmcv.declarations import (
 )
 from warmcv.errors import UserInputError
 from warmcv.settings.base import Settings, SettingsError
-from warmcv.settings.choices import KEEP_ALIVE_RANGE, ApprovalStatus
+from warmcv.settings.choices import KEEP_ALIVE_RANGE, ApprovalStatus, PruneRule
 from warmcv.settings.run import PrepareOptions
 
-Strategy = Literal["Bayesian", "Random", "Hyperband", "Grid"]
+# Who runs the trials: SageMaker's tuner, one coordinator job per trial ("amt", automatic model tuning), or
+# warmcv's driver, one search process creating every trial's fold jobs itself ("driver").
+Strategy = Literal["amt", "driver"]
+STRATEGIES: tuple[str, ...] = ("amt", "driver")
+# How the next combination is chosen (CreateHyperParameterTuningJob's Strategy). Before the driver existed
+# `tuning.strategy` held these; such a config still reads as strategy "amt" with this search strategy.
+SearchStrategy = Literal["Bayesian", "Random", "Hyperband", "Grid"]
+SEARCH_STRATEGIES: tuple[str, ...] = ("Bayesian", "Random", "Hyperband", "Grid")
+# The driver samples with Optuna: Bayesian is its TPE sampler (as `warmcv run`), Random its random sampler.
+DRIVER_SAMPLERS = {"Bayesian": "tpe", "Random": "random"}
 TunerEarlyStopping = Literal["Off", "Auto"]
 # SageMaker's limits on a tuning job (CreateHyperParameterTuningJob ResourceLimits).
 MAX_TUNING_JOBS = 500
@@ -96,7 +105,8 @@ class PrepareSection(PrepareOptions):
 
 class TuningSection(Settings):
     what: ClassVar[str] = "config [tuning]"
-    strategy: Strategy = "Bayesian"
+    strategy: Strategy = "amt"
+    search_strategy: SearchStrategy = "Bayesian"
     parallel_trials: int = Field(4, ge=1, le=MAX_PARALLEL_TUNING_JOBS)  # M
     rounds: int = Field(5, ge=1)  # N: max_jobs = M x N
     tune: Names = []  # names to tune; empty: every declared tunable not set statically
@@ -107,9 +117,30 @@ class TuningSection(Settings):
     target_objective_value: float | None = Field(None, allow_inf_nan=False)
     max_trials_without_improvement: int = Field(0, ge=0)  # 0: off
     complete_on_convergence: bool = False
+    # Hyperband's resource is one objective line of a trial: the coordinator prints its running CV mean after each
+    # fold, so a trial has K of them. 0: K (prepare.folds, or the Folds parameter of an execution).
     hyperband_min_resource: int = Field(1, ge=1)
-    hyperband_max_resource: int = Field(0, ge=0)  # 0: rounds
+    hyperband_max_resource: int = Field(0, ge=0)
+    # strategy "driver": fold-level pruning as each fold finishes (warmcv.cv.pruning, the rule warmcv run uses).
+    prune: bool = False
+    prune_rule: PruneRule = "paired-bound"
+    prune_threshold: float = Field(0.1, gt=0, lt=1)
+    prune_min_trials: int = Field(5, ge=1)
+    # strategy "driver": the driver's own training job (it only waits on SageMaker: a small instance will do).
+    driver_instance_type: str = "ml.m5.large"
+    driver_max_runtime_seconds: int = Field(5 * 86400, ge=3600, le=28 * 86400)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _search_strategy_in_strategy(cls, data: Any) -> Any:
+        """`strategy = "Random"` (the key's meaning before the driver) reads as the tuner with that search; a
+        `search_strategy` given as well (on the command line over such a file, say) is the newer word and wins."""
+        if isinstance(data, Mapping) and data.get("strategy") in SEARCH_STRATEGIES:
+            data = dict(data)
+            given = data.pop("strategy")
+            data["strategy"] = "amt"
+            data.setdefault("search_strategy", given)
+        return data
 
 class TrainingSection(Settings):
     what: ClassVar[str] = "config [training]"
@@ -209,6 +240,26 @@ class LauncherConfig:
                   "fold_runner": "sagemaker", "n_folds": str(self.prepare.folds),
                   "keep_alive_seconds": str(self.training.keep_alive_seconds)}
         return static_hyperparameters(values, self.search_space())
+
+    def driver_hyperparameters(self) -> dict[str, str]:
+        """The driver job's hyperparameters (strategy "driver"): every trial's static values, as the coordinators
+        get them, and the search itself (M x N trials, M in flight, the sampler, the space, the fold jobs)."""
+        from warmcv.tuning.driver import search_setting
+
+        space = self.search_space()
+        values = {**self.static_hyperparameters(), "metric": self.metric, "mode": "driver",
+                  "n_folds": str(self.prepare.folds), "keep_alive_seconds": str(self.training.keep_alive_seconds),
+                  "trials": str(self.max_jobs), "parallel_trials": str(self.tuning.parallel_trials),
+                  "sampler": DRIVER_SAMPLERS.get(self.tuning.search_strategy, "tpe"),
+                  "sampler_seed": str(self.tuning.seed or 0), "search": search_setting(space),
+                  "fold_instance_type": self.training.instance_type,
+                  "fold_volume_size_gb": str(self.training.volume_size_gb),
+                  "fold_max_runtime_seconds": str(self.training.max_runtime_seconds)}
+        if self.tuning.prune:
+            values.update(prune="true", prune_rule=self.tuning.prune_rule,
+                          prune_threshold=repr(self.tuning.prune_threshold),
+                          prune_min_trials=str(self.tuning.prune_min_trials))
+        return static_hyperparameters(values, space)
 
     def worker_hyperparameters(self) -> dict[str, str]:
         """The final training's hyperparameters known before the run (the tuned ones come from the Lambda)."""
@@ -365,18 +416,60 @@ def _validate(config: LauncherConfig) -> None:
     for key in ("prepare", "training", "transform"):
         instance = getattr(config, key).instance_type
         _require(p, bool(_INSTANCE.match(instance)), f"{key}.instance_type {instance!r} is not like ml.m5.xlarge")
-    _require(p, config.max_jobs <= MAX_TUNING_JOBS,
-             f"M x N = {tun.parallel_trials} x {tun.rounds} = {config.max_jobs} trials: SageMaker allows at most "
-             f"{MAX_TUNING_JOBS} per tuning job")
-    if tun.strategy == "Grid":
-        _require(p, tun.early_stopping == "Off", "tuning.strategy Grid cannot be combined with early_stopping Auto")
-    if tun.strategy == "Grid" and not p:
-        numeric = sorted(name for name, dim in config.search_space().items() if dim.choices is None)
-        _require(p, not numeric, "tuning.strategy Grid takes listed values only (SageMaker's rule); list them for "
-                 + ", ".join(numeric) + " (e.g. --range num_leaves=31,63,127) or leave them out with tuning.tune")
-    if tun.strategy == "Hyperband":
+    if tun.strategy == "amt":
+        _require(p, config.max_jobs <= MAX_TUNING_JOBS,
+                 f"M x N = {tun.parallel_trials} x {tun.rounds} = {config.max_jobs} trials: SageMaker allows at most "
+                 f"{MAX_TUNING_JOBS} per tuning job (the driver strategy has no such limit)")
+    search = tun.search_strategy
+    if tun.strategy == "amt":
+        _require(p, not tun.prune, "tuning.prune is the driver's fold-level pruning; with the tuner, stop hopeless "
+                 "trials with tuning.early_stopping = \"Auto\" or search_strategy = \"Hyperband\" (each coordinator "
+                 "reports its running CV mean after every fold)")
+    if tun.strategy == "driver" and tun.prune:
+        from warmcv.tuning.driver import Pruning, check_pruning
+
+        try:
+            check_pruning(Pruning(tun.prune_rule, tun.prune_threshold, tun.prune_min_trials), prep.folds,
+                          config.max_jobs)
+        except UserInputError as error:
+            p.append(f"tuning.{error}")
+    if tun.strategy == "driver":
+        _require(p, search in DRIVER_SAMPLERS,
+                 f"tuning.search_strategy {search} is the tuner's; the driver samples with Optuna: Bayesian (TPE, as "
+                 "warmcv run) or Random")
         _require(p, tun.early_stopping == "Off",
-                 "tuning.strategy Hyperband stops trials itself: leave tuning.early_stopping Off")
+                 "tuning.early_stopping Auto is the tuner's early stopping; the driver has no tuner")
+        _require(p, bool(_INSTANCE.match(tun.driver_instance_type)),
+                 f"tuning.driver_instance_type {tun.driver_instance_type!r} is not like ml.m5.large")
+        ignored = [key for key, value in (("max_runtime_seconds", tun.max_runtime_seconds),
+                                          ("target_objective_value", tun.target_objective_value),
+                                          ("max_trials_without_improvement", tun.max_trials_without_improvement),
+                                          ("complete_on_convergence", tun.complete_on_convergence)) if value]
+        _require(p, not ignored, f"tuning.{', tuning.'.join(ignored)} are the tuner's completion criteria, which the "
+                 "driver does not have (it runs M x N trials; bound its time with tuning.driver_max_runtime_seconds)")
+        if not p:
+            reverse = sorted(n for n, d in config.search_space().items()
+                             if d.range is not None and d.range.scaling == "ReverseLogarithmic")
+            _require(p, not reverse, f"tuning.ranges: ReverseLogarithmic scaling ({', '.join(reverse)}) is SageMaker's "
+                     "tuner's; the driver samples with Optuna: use log or linear")
+    if search == "Grid":
+        _require(p, tun.early_stopping == "Off",
+                 "tuning.search_strategy Grid cannot be combined with early_stopping Auto")
+    if search == "Grid" and not p:
+        numeric = sorted(name for name, dim in config.search_space().items() if dim.choices is None)
+        _require(p, not numeric, "tuning.search_strategy Grid takes listed values only (SageMaker's rule); list "
+                 "them for " + ", ".join(numeric) + " (e.g. --range num_leaves=31,63,127) or leave them out with "
+                 "tuning.tune")
+    if search == "Hyperband":
+        _require(p, tun.early_stopping == "Off",
+                 "tuning.search_strategy Hyperband stops trials itself: leave tuning.early_stopping Off")
+        top = tun.hyperband_max_resource or prep.folds
+        _require(p, top <= prep.folds,
+                 f"tuning.hyperband_max_resource = {top}: a trial reports {prep.folds} values (its running CV mean "
+                 f"after each of the {prep.folds} folds), and Hyperband stops a trial that reaches the maximum, so "
+                 f"it must be at most {prep.folds} (0: the folds)")
+        _require(p, tun.hyperband_min_resource <= top,
+                 f"tuning.hyperband_min_resource = {tun.hyperband_min_resource} is above the maximum resource {top}")
     _require(p, bool(_NAME.match(config.pipeline.name)) and len(config.pipeline.name) <= 256,
              f"pipeline.name {config.pipeline.name!r}: letters, digits and hyphens, up to 256 characters")
     group = config.pipeline.model_package_group or config.pipeline.name

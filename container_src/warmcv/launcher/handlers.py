@@ -16,6 +16,7 @@ import tarfile
 from typing import Any
 from urllib.parse import urlparse
 
+from warmcv.cv.quality import model_quality_statistics
 from warmcv.launcher import warm_pools
 
 log = logging.getLogger(__name__)
@@ -30,9 +31,6 @@ CV_STD = "cv_validation_std"
 NUMBERS = (CV_MEAN, CV_STD)
 CV_METRIC = "cv_metric"
 EVALUATION_URI = "evaluation_s3_uri"
-MODEL_QUALITY_KEYS = {"regression": "regression_metrics", "binary": "binary_classification_metrics",
-                      "multiclass": "multiclass_classification_metrics"}
-_REGRESSION_METRICS = {"rmse", "mae", "r2"}
 
 
 class HandlerError(Exception):
@@ -57,23 +55,6 @@ def read_summary_from_model(s3: Any, model_uri: str) -> dict[str, Any]:
                 assert handle is not None
                 return json.loads(handle.read())
     raise HandlerError(f"{model_uri} holds no {SUMMARY_FILE}: was the best trial a warmcv coordinator?")
-
-
-def model_quality_statistics(summary: dict[str, Any], task: str) -> dict[str, Any]:
-    """The CV result as model-quality statistics: value = the folds' mean, standard_deviation = their std."""
-    metric = summary["metric"]
-    if metric in _REGRESSION_METRICS:
-        task = "regression"
-    key = MODEL_QUALITY_KEYS.get(task, "classification_metrics")
-    return {
-        "version": 0.0,
-        key: {metric: {"value": summary["validation_mean"], "standard_deviation": summary["validation_std"]}},
-        "cross_validation": {k: summary.get(k) for k in (
-            "metric", "direction", "n_folds", "validation_mean", "validation_std", "train_mean", "train_std",
-            "recommended_num_boost_round", "hyperparameters")},
-        "folds": [{k: f.get(k) for k in ("fold", "validation_score", "train_score", "best_iteration")}
-                  for f in summary.get("folds", [])],
-    }
 
 
 def best_trial(sagemaker: Any, s3: Any, event: dict[str, Any]) -> dict[str, Any]:

@@ -130,6 +130,11 @@ def job_role_policy(config: LauncherConfig) -> dict[str, Any]:
     tracking: list[dict[str, Any]] = []
     if config.mlflow.tracking_server_arn:
         tracking.append(_statement("CoordinatorLogsToMlflow", MLFLOW_ACTIONS, config.mlflow.tracking_server_arn))
+    driver = []
+    if config.tuning.strategy == "driver":
+        # The driver keeps its two newest study snapshots and deletes older ones (warmcv.tuning.checkpoint).
+        driver.append(_statement("DriverPrunesCheckpoints", ["s3:DeleteObject"],
+                                 arns.s3_object(config.uri("checkpoints") + "/")))
     return _document(
         *_s3_read(arns, "ReadData", [config.s3.input, config.s3.batch_input, config.s3.prepared, config.s3.root]),
         _statement("WriteRunOutputs", ["s3:PutObject", "s3:AbortMultipartUpload"], arns.s3_object(config.s3.root)),
@@ -143,7 +148,16 @@ def job_role_policy(config: LauncherConfig) -> dict[str, Any]:
         _statement("CoordinatorPassesItsRole", ["iam:PassRole"], config.aws.role_arn,
                    {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
         *tracking,
+        *driver,
     )
+
+
+def pipeline_functions(config: LauncherConfig) -> list[str]:
+    """The Lambda functions the definition invokes: the best trial's (tuner strategy) and the release (if on)."""
+    functions = [config.pipeline.best_hyperparameters_lambda] if config.tuning.strategy == "amt" else []
+    if config.pipeline.release_warm_pools:
+        functions.append(config.pipeline.release_warm_pools_lambda)
+    return functions
 
 
 def pipeline_role_policy(config: LauncherConfig) -> dict[str, Any]:
@@ -156,15 +170,16 @@ def pipeline_role_policy(config: LauncherConfig) -> dict[str, Any]:
     statements = [_statement(f"{step}Step", actions, [arns.sagemaker(r) for r in resources[step]])
                   for step, actions in STEP_ACTIONS.items() if step != "Lambda" and actions]
     every = sorted({arns.sagemaker(r) for rs in resources.values() for r in rs})
-    functions = [config.pipeline.best_hyperparameters_lambda]
-    if config.pipeline.release_warm_pools:
-        functions.append(config.pipeline.release_warm_pools_lambda)
-    statements += [
-        _statement("TagJobs", ["sagemaker:AddTags", "sagemaker:ListTags"], every),
-        _statement("LambdaStep", STEP_ACTIONS["Lambda"], [arns.function(f) for f in functions]),
-        _statement("PassJobRole", ["iam:PassRole"], config.aws.role_arn,
-                   {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
-    ]
+    functions = pipeline_functions(config)
+    statements += [_statement("TagJobs", ["sagemaker:AddTags", "sagemaker:ListTags"], every)]
+    if functions:
+        statements.append(_statement("LambdaStep", STEP_ACTIONS["Lambda"], [arns.function(f) for f in functions]))
+    if config.tuning.strategy == "driver":
+        # JsonGet: SageMaker Pipelines reads the driver's result from S3 with the pipeline role.
+        statements.append(_statement("ReadDriverResult", ["s3:GetObject"],
+                                     arns.s3_object(config.uri("evaluation") + "/")))
+    statements.append(_statement("PassJobRole", ["iam:PassRole"], config.aws.role_arn,
+                                 {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}))
     return _document(*statements)
 
 
@@ -198,6 +213,9 @@ def launcher_policy(config: LauncherConfig) -> dict[str, Any]:
         _statement("TuneWithoutPipeline", ["sagemaker:CreateHyperParameterTuningJob",
                                            "sagemaker:DescribeHyperParameterTuningJob", "sagemaker:AddTags"],
                    arns.sagemaker("hyper-parameter-tuning-job/*")),
+        # `warmcv tune --sagemaker --strategy driver` drives the fold jobs from this machine, as a coordinator does.
+        _statement("DriveFoldJobs", COORDINATOR_ACTIONS, arns.sagemaker("training-job/*")),
+        *_s3_read(arns, "ReadFoldResults", [config.s3.prepared, config.uri("tuning") + "/"]),
         _statement("FindWarmPools", ["sagemaker:ListTrainingJobs"], "*"),
         _statement("ReleaseWarmPools", ["sagemaker:ListTags", "sagemaker:UpdateTrainingJob"],
                    arns.sagemaker("training-job/*")),

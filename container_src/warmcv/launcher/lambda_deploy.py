@@ -26,6 +26,8 @@ LAMBDA_FILES: tuple[str, ...] = (
     "warmcv/__init__.py",
     "warmcv/aws/__init__.py",
     "warmcv/aws/tags.py",
+    "warmcv/cv/__init__.py",
+    "warmcv/cv/quality.py",
     "warmcv/launcher/__init__.py",
     "warmcv/launcher/handlers.py",
     "warmcv/launcher/warm_pools.py",

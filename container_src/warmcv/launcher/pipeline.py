@@ -9,6 +9,9 @@ values known when the definition is built:
 - BestHyperparameters (LambdaStep, `warmcv.launcher.handlers.best_hyperparameters`): the best trial's
   tuned values (and the rounds the CV found when early stopping is on), its CV mean and std, and the
   URI of the model-quality statistics JSON it writes for the registry.
+- With `tuning.strategy = "driver"` those two are one step instead, Search (TrainingStep, mode=driver,
+  `warmcv.launcher.driver`): the whole search in one job that creates every trial's fold jobs itself and
+  writes the same values as JSON, which the later steps read with JsonGet.
 - TrainFinal (TrainingStep): worker mode, fold=all, those values; keeps its instance warm.
 - CreateModel + RegisterModel (ModelSteps): the model on the final artifacts, registered in the model
   package group with the CV statistics as model metrics and the mean/std as metadata.
@@ -131,29 +134,42 @@ def build_pipeline(config: LauncherConfig, session: Any | None = None) -> Any:
     step_prepare = ProcessingStep(name=STEP_PREPARE, step_args=prepare_args)
     prepared = step_prepare.properties.ProcessingOutputConfig.Outputs[PREPARED_OUTPUT].S3Output.S3Uri
 
-    # 2. Tune: coordinator trials.
-    step_tune = TuningStep(name=STEP_TUNE, step_args=tuning_step_args(config, session, prepared, params))
-
-    # 3. The best trial's hyperparameters and CV statistics.
     best_function, release_function = functions(config.pipeline.best_hyperparameters_lambda,
                                                 config.pipeline.release_warm_pools_lambda)
     from_tuning = config.final_from_tuning()
-    outputs = [*from_tuning, handlers.BEST_TRAINING_JOB, handlers.CV_METRIC, handlers.CV_MEAN, handlers.CV_STD,
-               handlers.EVALUATION_URI]
-    step_best = LambdaStep(
-        name=STEP_BEST,
-        lambda_func=Lambda(function_arn=_function_arn(config, best_function.name), session=session),
-        inputs={
-            "tuning_job_name": step_tune.properties.HyperParameterTuningJobName,
-            "names": ",".join(from_tuning),
-            "rounds_from_cv": "true" if config.early_stopping_rounds else "false",
-            "evaluation_s3_uri": run_uri("evaluation", STATISTICS_FILE),
-            "task": config.prepare.task,
-        },
-        outputs=[LambdaOutput(output_name=name, output_type=LambdaOutputTypeEnum.Float if name in handlers.NUMBERS
-                              else LambdaOutputTypeEnum.String) for name in outputs],
-    )
-    best = step_best.properties.Outputs
+    search_steps: list[Any]
+    if config.tuning.strategy == "driver":
+        # 2-3. One driver job runs the whole search and writes the result, which the next steps read (JsonGet).
+        from warmcv.launcher.driver import driver_step
+
+        step_search, best = driver_step(config, session, prepared, params, execution, run_uri)
+        search_steps = [step_search]
+        release_run = best["run_name"]
+        final_after: list[Any] = [step_search]
+    else:
+        # 2. Tune: coordinator trials.
+        step_tune = TuningStep(name=STEP_TUNE, step_args=tuning_step_args(config, session, prepared, params))
+
+        # 3. The best trial's hyperparameters and CV statistics.
+        outputs = [*from_tuning, handlers.BEST_TRAINING_JOB, handlers.CV_METRIC, handlers.CV_MEAN, handlers.CV_STD,
+                   handlers.EVALUATION_URI]
+        step_best = LambdaStep(
+            name=STEP_BEST,
+            lambda_func=Lambda(function_arn=_function_arn(config, best_function.name), session=session),
+            inputs={
+                "tuning_job_name": step_tune.properties.HyperParameterTuningJobName,
+                "names": ",".join(from_tuning),
+                "rounds_from_cv": "true" if config.early_stopping_rounds else "false",
+                "evaluation_s3_uri": run_uri("evaluation", STATISTICS_FILE),
+                "task": config.prepare.task,
+            },
+            outputs=[LambdaOutput(output_name=name, output_type=LambdaOutputTypeEnum.Float
+                                  if name in handlers.NUMBERS else LambdaOutputTypeEnum.String) for name in outputs],
+        )
+        best = step_best.properties.Outputs
+        search_steps = [step_tune, step_best]
+        release_run = step_tune.properties.HyperParameterTuningJobName
+        final_after = []
 
     # 4. The final training on all data with the best values. Its instance stays warm for a re-run only when
     # the release step is off: with it on, the pool would be killed by that very step (billed for nothing).
@@ -168,7 +184,8 @@ def build_pipeline(config: LauncherConfig, session: Any | None = None) -> Any:
                     base_job_name="warmcv-final", output=config.uri("final"),
                     tags=[Tag(key=tag_keys.ROLE, value=tag_keys.ROLE_FINAL)], worker_metrics=True, params=params)
     step_train = TrainingStep(name=STEP_TRAIN, step_args=final.train(
-        input_data_config=[InputData(channel_name=DATA_CHANNEL, data_source=prepared)], wait=False, logs=False))
+        input_data_config=[InputData(channel_name=DATA_CHANNEL, data_source=prepared)], wait=False, logs=False),
+        depends_on=final_after or None)
 
     # 5. Model and registration with the CV mean and std.
     def builder() -> Any:
@@ -195,7 +212,8 @@ def build_pipeline(config: LauncherConfig, session: Any | None = None) -> Any:
             "warmcv:cv_validation_std": Join(on="", values=[best[handlers.CV_STD]]),
             "warmcv:best_trial": best[handlers.BEST_TRAINING_JOB], "warmcv:n_folds": folds},
         approval_status=params.approval_status,
-        description=f"warmcv LightGBM, tuned by {config.tuning.strategy} over {config.prepare.folds}-fold CV",
+        description=f"warmcv LightGBM, tuned by {config.tuning.search_strategy} search over "
+                    f"{config.prepare.folds}-fold CV ({config.tuning.strategy} strategy)",
     ))
     registered: list[Any] = [step_register]
 
@@ -225,14 +243,14 @@ def build_pipeline(config: LauncherConfig, session: Any | None = None) -> Any:
             "the best trial's CV", best[handlers.CV_METRIC], "of", best[handlers.CV_MEAN],
             "does not beat the baseline", params.baseline, "(pipeline parameter BaselineObjective):",
             "the model was trained but not registered"]))])
-    steps: list[Any] = [step_prepare, step_tune, step_best, step_train, step_model, step_gate]
+    steps: list[Any] = [step_prepare, *search_steps, step_train, step_model, step_gate]
 
     # 7. Nothing will reuse the pools after the last step: release them instead of paying the keep-alive.
     if config.pipeline.release_warm_pools:
         steps.append(LambdaStep(
             name=STEP_RELEASE,
             lambda_func=Lambda(function_arn=_function_arn(config, release_function.name), session=session),
-            inputs={"tuning_job_name": step_tune.properties.HyperParameterTuningJobName},
+            inputs={"tuning_job_name": release_run},
             outputs=[LambdaOutput(output_name="released", output_type=LambdaOutputTypeEnum.Integer)],
             # Nothing reuses a pool once the final training is done (batch transform has no warm pools).
             depends_on=[step_train],

@@ -88,6 +88,7 @@ def _tuner_class() -> type:
         captured."""
 
         resource_limits: dict[str, Any] = {}
+        max_resource: Any = None  # a pipeline parameter for Hyperband's MaxResource
 
         def _start_tuning_job(self, inputs):  # noqa: ANN001, ANN202 - the SDK's own signature
             result = super()._start_tuning_job(inputs)
@@ -95,6 +96,9 @@ def _tuner_class() -> type:
             if self.random_seed == 0 and not isinstance(self.random_seed, bool):
                 config["RandomSeed"] = 0
             config.setdefault("ResourceLimits", {}).update(self.resource_limits)
+            hyperband = (config.get("StrategyConfig") or {}).get("HyperbandStrategyConfig")
+            if hyperband is not None and self.max_resource is not None:
+                hyperband["MaxResource"] = self.max_resource
             return result
 
     return Tuner
@@ -121,10 +125,12 @@ def tuner(config: LauncherConfig, session: Any, params: PipelineParameters | Non
     trial = trainer(config, session, hyperparameters, keep_alive=0, base_job_name="warmcv-trial",
                     output=config.uri("tuning"), params=params, environment=config.coordinator_environment())
     strategy_config = None
-    if tuning.strategy == "Hyperband":
+    if tuning.search_strategy == "Hyperband":
+        # A trial's resource is one objective line: its running CV mean after each fold, K in all. Hyperband stops
+        # a trial that reaches the maximum, so it is K (an execution's Folds parameter, when there is one).
         strategy_config = HyperParameterTuningJobStrategyConfig(hyperband_strategy_config=HyperbandStrategyConfig(
             min_resource=tuning.hyperband_min_resource,
-            max_resource=tuning.hyperband_max_resource or tuning.rounds))
+            max_resource=tuning.hyperband_max_resource or config.prepare.folds))
     criteria: dict[str, Any] = {}
     if tuning.target_objective_value is not None:
         criteria["target_objective_metric_value"] = tuning.target_objective_value
@@ -139,9 +145,9 @@ def tuner(config: LauncherConfig, session: Any, params: PipelineParameters | Non
         objective_type=objective["Type"],
         hyperparameter_ranges=parameter_ranges(config, params),
         metric_definitions=metric_definitions(COORDINATOR_METRICS),
-        strategy=tuning.strategy,
+        strategy=tuning.search_strategy,
         # Grid search runs every combination: SageMaker rejects a job count with it.
-        max_jobs=None if tuning.strategy == "Grid" else config.max_jobs,
+        max_jobs=None if tuning.search_strategy == "Grid" else config.max_jobs,
         max_parallel_jobs=tuning.parallel_trials,
         max_runtime_in_seconds=tuning.max_runtime_seconds or None,
         early_stopping_type=tuning.early_stopping,
@@ -152,9 +158,11 @@ def tuner(config: LauncherConfig, session: Any, params: PipelineParameters | Non
     )
     if params is not None:
         limits = {"MaxParallelTrainingJobs": params.parallel_trials}
-        if tuning.strategy != "Grid":
+        if tuning.search_strategy != "Grid":
             limits["MaxNumberOfTrainingJobs"] = params.max_trials
         built.resource_limits = limits
+        if tuning.search_strategy == "Hyperband" and not tuning.hyperband_max_resource:
+            built.max_resource = params.folds
     return built
 
 

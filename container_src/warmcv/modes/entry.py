@@ -31,6 +31,11 @@ def dispatch(paths: ContainerPaths, hps: HyperparameterValues) -> None:
 
         run_worker(paths, hps)
         return
+    if hps["mode"] == "driver":
+        from warmcv.modes.driver import run_driver
+
+        run_driver(paths, hps)
+        return
     from warmcv.cv import check_n_folds
     from warmcv.modes.coordinator import run_coordinator
     from warmcv.runners.select import select_runner

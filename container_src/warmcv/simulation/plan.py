@@ -17,6 +17,10 @@ What AWS does not publish is an explicit ASSUMPTION (`assumptions()`): how fast 
 coordinator on a reused instance, warm and cold start-up times, and how much of a start-up is downloads;
 `warmcv plan` prints the figures across each one's plausible range.
 
+With `strategy = "driver"` there is no coordinator: one driver job (started cold, once) creates each trial's
+K fold jobs itself, its creates paced by one gate for all trials (no jitter, no collisions), so a later
+trial is: paced creates -> fold start-up -> training -> noticing; the driver bills for the whole run.
+
 `seed_model` is the arithmetic that motivates warm pools (N x (S + T) cold, S + T + (N - 1) x T warm),
 kept to show what it assumes: no coordinator, instant warm starts, no pacing or polling.
 """
@@ -56,10 +60,15 @@ class PlanInputs:
     price: float | None = None  # per instance-hour
     release_pools: bool = False
     timing: Timing = field(default_factory=Timing)
+    strategy: str = "amt"  # amt: a coordinator job per trial; driver: one driver job creates every fold job
+
+    @property
+    def driver(self) -> bool:
+        return self.strategy == "driver"
 
     @property
     def fold_jobs_per_trial(self) -> int:
-        return self.folds - 1 if self.coordinator_trains_fold else self.folds
+        return self.folds - 1 if self.coordinator_trains_fold and not self.driver else self.folds
 
     @property
     def reused_coordinator_startup(self) -> float:
@@ -113,8 +122,10 @@ def create_gap(timing: Timing) -> float:
 
 
 def pacing(inputs: PlanInputs) -> float:
-    """Self-discovery done -> the last fold job created (the first create goes out at once)."""
-    return (inputs.fold_jobs_per_trial - 1) * create_gap(inputs.timing) + inputs.api_latency
+    """Self-discovery done (a driver: the trial asked) -> the last fold job created (the first goes out at once).
+    A driver's gate spaces creates exactly `create_interval` apart; a coordinator's pacer jitters them upwards."""
+    gap = inputs.timing.create_interval if inputs.driver else create_gap(inputs.timing)
+    return (inputs.fold_jobs_per_trial - 1) * gap + inputs.api_latency
 
 
 def pre_finish_interval(timing: Timing, running: float) -> float:
@@ -150,7 +161,7 @@ def polls_before_first_finish(timing: Timing, running: float) -> float:
 
 def trial_seconds(inputs: PlanInputs, coordinator_startup: float, fold_startup: float,
                   gap: float) -> dict[str, float]:
-    discovery = 2 * inputs.api_latency  # DescribeTrainingJob + ListTags on itself
+    discovery = 0.0 if inputs.driver else 2 * inputs.api_latency  # a coordinator's DescribeTrainingJob + ListTags
     return {"tuner_gap": gap, "coordinator_startup": coordinator_startup, "discovery": discovery,
             "create_pacing": pacing(inputs), "fold_startup": fold_startup, "training": inputs.train,
             "noticing": noticing(inputs, fold_startup)}
@@ -158,6 +169,8 @@ def trial_seconds(inputs: PlanInputs, coordinator_startup: float, fold_startup: 
 
 def estimate(inputs: PlanInputs, warm: bool) -> Estimate:
     """warmcv's figures with warm pools (`warm`, keep-alive > 0) or without (every fold job starts cold)."""
+    if inputs.driver:
+        return estimate_driver(inputs, warm)
     m, n, k = inputs.parallel, inputs.rounds, inputs.fold_jobs_per_trial
     keep_alive = inputs.keep_alive if warm else 0
     fold_startup_later = inputs.warm_startup if keep_alive else inputs.startup
@@ -228,6 +241,64 @@ def estimate(inputs: PlanInputs, warm: bool) -> Estimate:
         lists_per_second=list_rate, notes=notes, breakdown=later)
 
 
+def estimate_driver(inputs: PlanInputs, warm: bool) -> Estimate:
+    """The driver strategy: one driver job, then per trial paced creates -> fold start-up -> training -> noticing.
+
+    The driver starts cold once and describes itself; the first trial of each of the M slots waits for it. Its
+    instance bills from its TrainingStartTime to the end of the run (instance-hours count it like any other,
+    though a smaller type costs less). Pools idle from a fold's end until the next trial's fold takes it: the
+    spread of the folds' ends, noticing, and that fold's place among the next trial's paced creates."""
+    m, n, k = inputs.parallel, inputs.rounds, inputs.folds
+    keep_alive = inputs.keep_alive if warm else 0
+    fold_startup_later = inputs.warm_startup if keep_alive else inputs.startup
+    driver_start = inputs.startup + 2 * inputs.api_latency  # cold, then DescribeTrainingJob + ListTags on itself
+    first = trial_seconds(inputs, 0.0, inputs.startup, 0.0)
+    first["coordinator_startup"] = driver_start
+    later = trial_seconds(inputs, 0.0, fold_startup_later, 0.0)
+    first_total, later_total = sum(first.values()), sum(later.values())
+    wall = first_total + (n - 1) * later_total
+    notes: list[str] = []
+    driver_seconds = wall - inputs.startup + inputs.billed_startup(inputs.startup, warm=False)
+    fold_seconds = m * k * (n * inputs.train + inputs.billed_startup(inputs.startup, warm=False)
+                            + (n - 1) * inputs.billed_startup(fold_startup_later, warm=bool(keep_alive)))
+    pool_idle = tail = 0.0
+    if keep_alive:
+        interval = inputs.timing.create_interval
+        idle = (k - 1) * interval + later["noticing"] + (k - 1) * interval / 2 + inputs.api_latency
+        if idle > keep_alive:
+            notes.append(f"pools idle about {idle:.0f} s between trials, longer than the keep-alive ({keep_alive} s): "
+                         "they expire and every fold starts cold; raise keep_alive_seconds")
+        pool_idle = m * k * (n - 1) * min(idle, keep_alive)
+        tail = 0.0 if inputs.release_pools else m * k * keep_alive
+    hours = {"coordinators": 0.0, "driver": driver_seconds / 3600, "fold_jobs": fold_seconds / 3600,
+             "warm_pools_between_trials": pool_idle / 3600, "warm_pools_after_last_trial": tail / 3600}
+    hours["total"] = sum(hours.values())
+    cost = hours["total"] * inputs.price if inputs.price is not None else None
+    lists = (polls_before_first_finish(inputs.timing, later["create_pacing"] + fold_startup_later + inputs.train)
+             + 1 + (k - 1) * inputs.timing.create_interval / inputs.timing.poll_finish)
+    rate = m * k / later_total
+    if m > 1:
+        notes.append(f"the first round's {m * k} creates go through the driver's gate at the account's "
+                     f"~{CREATE_LIMIT:g}/s, a trial's folds back to back: the last slot's first trial starts about "
+                     f"{(m - 1) * k / CREATE_LIMIT:.0f} s after the first's (once)")
+    if rate > 0.5 * CREATE_LIMIT:
+        notes.append(f"creates average {rate:.2f}/s against the account's ~{CREATE_LIMIT:g}/s: trials wait for each "
+                     "other's create slots; fewer parallel trials or longer folds avoid it")
+    list_rate = m * lists / later_total
+    if list_rate > 0.5 * LIST_REFERENCE:
+        notes.append(f"the trials' polls average {list_rate:.2f} ListTrainingJobs/s against about {LIST_REFERENCE:g}/s "
+                     "for the account (not adjustable): expect throttling delays; raise poll_fraction and poll_min "
+                     "through WARMCV_SAGEMAKER_TIMING")
+    return Estimate(
+        scenario="driver, warm pools" if keep_alive else "driver, cold (keep-alive 0)", jobs=m * n * k + 1,
+        coordinators=0, fold_jobs=m * n * k, wall_seconds=wall, training_limit_seconds=n * inputs.train,
+        first_trial_seconds=first_total, later_trial_seconds=later_total, instance_hours=hours, cost=cost,
+        fold_starts_cold=m * k * (1 if keep_alive else n), fold_starts_warm=m * k * (n - 1) if keep_alive else 0,
+        training_instances=m * k + 1, warm_pool_instances=m * k if keep_alive else 0, creates_per_second=rate,
+        first_round_creates=m * k, describes_per_trial=0, lists_per_trial=lists, lists_per_second=list_rate,
+        notes=notes, breakdown=later)
+
+
 def seed_model(inputs: PlanInputs) -> dict[str, float]:
     """The motivating arithmetic for N sequential rounds: N x (S + T) cold, S + T + (N - 1) x T warm."""
     n, s, t = inputs.rounds, inputs.startup, inputs.train
@@ -260,7 +331,7 @@ def assumptions(inputs: PlanInputs) -> list[Assumption]:
         return [(label, estimate(replace(inputs, **change), warm=True)) for label, change in changes]
 
     s = inputs.startup
-    return [
+    coordinator = [] if inputs.driver else [
         Assumption(
             "coordinator start-up on an instance the tuner reuses",
             seconds(inputs.reused_coordinator_startup) if inputs.coordinator_reuse else f"cold ({seconds(s)})",
@@ -268,7 +339,9 @@ def assumptions(inputs: PlanInputs) -> list[Assumption]:
             "HyperParameterTuningResourceConfig); how fast is not published",
             points([("20 s", {"coordinator_reuse": True, "coordinator_startup": 20.0}),
                     ("60 s", {"coordinator_reuse": True, "coordinator_startup": 60.0}),
-                    (f"cold ({seconds(s)})", {"coordinator_reuse": False})])),
+                    (f"cold ({seconds(s)})", {"coordinator_reuse": False})]))]
+    return [
+        *coordinator,
         Assumption(
             "fold start-up on a warm pool", seconds(inputs.warm_startup),
             "AWS positions warm pools for start-ups under 20 s; no distribution is published",

@@ -106,6 +106,19 @@ class Scheduler:
             actor.wake_token += 1  # its pending wake-up is void: it wakes now instead
             self._push(self.now, ("actor", actor, actor.wake_token))
 
+    def wake(self, actor: Actor) -> None:
+        """End the actor's current clock.sleep now, without an error (a waiter told that what it waits for
+        happened). Its pending wake-up is void; an actor not sleeping is left alone."""
+        if actor.done or not actor.started or actor is self._running:
+            return
+        actor.wake_token += 1
+        self._push(self.now, ("actor", actor, actor.wake_token))
+
+    @property
+    def current(self) -> Actor | None:
+        """The actor running now (None in the scheduler's own thread)."""
+        return self._running
+
     def sleep(self, seconds: float) -> None:
         """Called by an actor (through its clock): hand the baton back until simulated time has passed."""
         actor = self._running

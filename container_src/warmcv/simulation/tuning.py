@@ -77,21 +77,25 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/warmcv-jobs"
 BUCKET = "warmcv-simulated"
 METRIC = "auc"
 DEFAULT_KEEP_ALIVE = int(HYPERPARAMETERS["keep_alive_seconds"].default)
-QUIET_LOGGERS = ("warmcv.runners", "warmcv.aws", "warmcv.modes")
+QUIET_LOGGERS = ("warmcv.cv", "warmcv.runners", "warmcv.aws", "warmcv.modes", "warmcv.tuning")
 INJECTED_FAILURE = "AlgorithmError: injected fold failure"
 TUNING_JOB_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:hyper-parameter-tuning-job/{TUNING_JOB}"
 
 
 def job_kind(request: Mapping[str, Any]) -> str:
-    """coordinator | fold | job, from the warmcv mode the job runs (for billing by kind)."""
+    """coordinator | driver | fold | job, from the warmcv mode the job runs (for billing by kind)."""
     mode = (request.get("HyperParameters") or {}).get("mode")
-    return {"coordinator": "coordinator", "worker": "fold"}.get(str(mode), "job")
+    return {"coordinator": "coordinator", "driver": "driver", "worker": "fold"}.get(str(mode), "job")
 
 
 @dataclass(frozen=True)
 class Tuning:
-    """The tuning job: M parallel trials, N rounds deep, K folds, and how its fold jobs are set up."""
+    """The tuning job: M parallel trials, N rounds deep, K folds, and how its fold jobs are set up.
 
+    `strategy` "amt": SageMaker's tuner runs each trial as a coordinator job (this module); "driver": one
+    driver job runs the search and creates every trial's fold jobs itself (`warmcv.simulation.driver`)."""
+
+    strategy: str = "amt"  # amt | driver
     parallel: int = 4  # M: max_parallel_jobs
     rounds: int = 120  # N: max_jobs = M x N
     folds: int = 5  # K
@@ -106,6 +110,11 @@ class Tuning:
     release_pools: bool = False  # release pools when tuning ends (else they idle until their keep-alive runs out)
     stop_at: float | None = None  # StopHyperParameterTuningJob at this simulated second
     failing_folds: tuple[tuple[int, int], ...] = ()  # (trial number from 1, fold): that fold fails (AlgorithmError)
+    driver_instance_type: str = "ml.m5.large"  # the driver job's own (small) instance; strategy "driver" only
+    prune: bool = False  # strategy "driver": fold-level pruning (warmcv.cv.pruning), checked as each fold finishes
+    prune_rule: str = "paired-bound"
+    prune_threshold: float = 0.1
+    prune_min_trials: int = 5
 
     @property
     def max_jobs(self) -> int:
@@ -119,6 +128,12 @@ class Tuning:
         from warmcv.errors import UserInputError
 
         problems = []
+        if self.strategy not in ("amt", "driver"):
+            problems.append(f"strategy {self.strategy!r} is not amt or driver")
+        if self.prune and self.strategy != "driver":
+            problems.append("fold-level pruning is the driver's; the tuner stops trials with its own early stopping")
+        if self.strategy == "driver" and self.coordinator_trains_fold:
+            problems.append("the driver strategy has no coordinator to train fold 0: every fold is a fold job")
         if self.parallel < 1 or self.rounds < 1:
             problems.append("parallel and rounds must be at least 1")
         if self.folds < 2:
@@ -385,6 +400,10 @@ class SimulatedTuner:
         self.service.finish(trial.name, status, failure)
         self._trial_ended(trial)
 
+    def finished_at(self) -> float:
+        """When tuning ended: the last trial's end."""
+        return max((t.ended_at for t in self.trials if t.ended_at is not None), default=0.0)
+
     def best(self) -> Trial | None:
         scored = [t for t in self.trials if t.objective is not None]
         if not scored:
@@ -442,6 +461,7 @@ class SimulationReport:
     orphans: list[str] = field(default_factory=list)  # fold jobs still running when their coordinator had ended
     coordinators_on_fold_pools: int = 0  # coordinators that took a fold job's warm pool (the matching rule allows it)
     tuner_limits: list[str] = field(default_factory=list)  # what the run exceeds of the tuner's documented limits
+    driver_jobs: int = 0  # strategy "driver": the driver's own training job(s)
     service: TrainingService | None = field(default=None, repr=False)  # every job and call, for analysis
 
     @property
@@ -453,8 +473,12 @@ class SimulationReport:
         return sum(1 for t in self.trials if t.status == "Failed")
 
     @property
+    def coordinators(self) -> int:
+        return len(self.trials) if self.tuning.strategy == "amt" else 0
+
+    @property
     def jobs(self) -> int:
-        return len(self.trials) + self.fold_jobs
+        return self.coordinators + self.driver_jobs + self.fold_jobs
 
     @property
     def overhead_seconds(self) -> float:
@@ -469,12 +493,15 @@ class SimulationReport:
             "tuning": asdict(self.tuning), "workload": asdict(self.workload), "account": asdict(self.account),
             "timing": asdict(self.timing),
             "trials": {"launched": len(self.trials), "completed": self.completed, "failed": self.failed,
-                       "stopped": sum(1 for t in self.trials if t.status == "Stopped")},
-            "jobs": {"total": self.jobs, "coordinators": len(self.trials), "fold_jobs": self.fold_jobs,
+                       "stopped": sum(1 for t in self.trials if t.status == "Stopped"),
+                       "pruned": sum(1 for t in self.trials if t.status == "Pruned")},
+            "strategy": self.tuning.strategy,
+            "jobs": {"total": self.jobs, "coordinators": self.coordinators, "drivers": self.driver_jobs,
+                     "fold_jobs": self.fold_jobs,
                      "fold_jobs_on_warm_pools": self.fold_jobs_warm,
                      "fold_jobs_cold": self.fold_jobs - self.fold_jobs_warm,
                      "coordinators_cold": self.coordinators_cold,
-                     "coordinators_on_reused_instances": len(self.trials) - self.coordinators_cold,
+                     "coordinators_on_reused_instances": self.coordinators - self.coordinators_cold,
                      "coordinators_on_fold_pools": self.coordinators_on_fold_pools},
             "wall_seconds": self.wall_seconds, "training_limit_seconds": self.training_limit_seconds,
             "overhead_seconds": self.overhead_seconds,
@@ -503,7 +530,12 @@ def simulate(tuning: Tuning | None = None, workload: Workload | None = None, acc
     tuning.check()
     began = time.perf_counter()
     scheduler = Scheduler()
-    tuner = SimulatedTuner(tuning, workload, account, timing, scheduler)
+    if tuning.strategy == "driver":
+        from warmcv.simulation.driver import SimulatedDriver
+
+        tuner: SimulatedTuner = SimulatedDriver(tuning, workload, account, timing, scheduler)
+    else:
+        tuner = SimulatedTuner(tuning, workload, account, timing, scheduler)
     service = tuner.service
     with quiet(log_level):
         tuner.start()
@@ -511,7 +543,7 @@ def simulate(tuning: Tuning | None = None, workload: Workload | None = None, acc
     for actor in scheduler.actors:
         if actor.error is not None:  # the coordinator body catches everything: this is a simulator bug
             raise actor.error
-    end = max((t.ended_at for t in tuner.trials if t.ended_at is not None), default=0.0)
+    end = tuner.finished_at()
     service.catch_up()
     orphans = [j.name for j in service.jobs.values()
                if j.kind == "fold" and not j.ended and j.stop_requested_at is None]
@@ -546,14 +578,18 @@ def _report(tuning: Tuning, workload: Workload, account: Account, timing: Timing
         training_limit_seconds=_training_limit(tuner.trials, folds_by_trial, tuning.parallel),
         billing_during=billing_during, billing_total=billing_total, fold_jobs=len(fold_jobs),
         fold_jobs_warm=sum(1 for j in fold_jobs if j.warm),
-        coordinators_cold=sum(1 for t in tuner.trials if t.cold), peak_instances=service.peak_instances,
+        coordinators_cold=sum(1 for t in tuner.trials if t.cold) if tuning.strategy == "amt" else 0,
+        peak_instances=service.peak_instances,
         peak_pool_instances=service.peak_pool_instances, api=_api_stats(service.calls, end),
         client_retries=sum(c.retries for c in tuner.clients), runner_calls=runner_calls,
         breakdown_warm=_mean(warm), breakdown_first=_mean(first),
         best_objective=best.objective if best else None, tuning_failure=tuner.failure, real_seconds=real_seconds,
         switches=scheduler.switches, orphans=orphans,
         coordinators_on_fold_pools=sum(1 for t in tuner.trials if t.on_fold_pool),
-        tuner_limits=rules.tuner_limit_problems(tuning.max_jobs, tuning.parallel, end), service=service)
+        # A driver's search is no tuning job: the tuner's limits (750 trials, 100 in parallel, 30 days) do not apply.
+        tuner_limits=(rules.tuner_limit_problems(tuning.max_jobs, tuning.parallel, end)
+                      if tuning.strategy == "amt" else []),
+        driver_jobs=sum(1 for j in service.jobs.values() if j.kind == "driver"), service=service)
 
 
 def parent_of(job: TrainingJob) -> str | None:

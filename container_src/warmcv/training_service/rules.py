@@ -28,6 +28,8 @@ UNCOMPRESSED_OUTPUT = _DG + "model-train-storage-uncompressed.html"
 TRAFFIC_ENCRYPTION = _DG + "train-encrypt.html"
 TRAINING_QUOTAS = _DG + "feature-store-feature-processor-quotas.html"  # "Training limits per Region"
 TUNING_LIMITS = _DG + "automatic-model-tuning-limits.html"
+CHECKPOINTS = _DG + "model-checkpoints.html"
+CHECKPOINT_CONFIG = _API + "API_CheckpointConfig.html"
 BOTOCORE_MODEL = "botocore/data/sagemaker/2017-07-24/service-2.json"
 # AWS's ResourceLimitExceeded text, as users quote it (aws/amazon-sagemaker-examples#1543 and others).
 QUOTA_MESSAGE_SOURCE = "https://github.com/aws/amazon-sagemaker-examples/issues/1543"
@@ -216,6 +218,25 @@ def output_locations(request: Mapping[str, Any], job_name: str) -> dict[str, str
     if str(config.get("CompressionType", "GZIP")).upper() == "NONE":
         return {"model": f"{base}/model/", "output": f"{base}/data/", "compression": "NONE"}
     return {"model": f"{base}/model.tar.gz", "output": f"{base}/output.tar.gz", "compression": "GZIP"}
+
+
+# -- checkpoints ---------------------------------------------------------------------------------------------------
+# CHECKPOINTS: "Existing checkpoints in S3 are written to the SageMaker AI container at the start of the job ...
+# Checkpoints added to the S3 folder after the job has started are not copied to the training container. SageMaker
+# AI also writes new checkpoints from the container to S3 during training. If a checkpoint is deleted in the
+# SageMaker AI container, it will also be deleted in the S3 folder." CHECKPOINT_CONFIG: LocalPath "The default
+# directory is /opt/ml/checkpoints/". ASSUMPTION (not documented): how soon after a file is written it reaches S3;
+# the HTTP fake copies every `FakeTiming.checkpoint_sync` seconds and once more when the container exits, and
+# warmcv's driver does not rely on it (it also puts each snapshot to S3 itself, warmcv.tuning.checkpoint).
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+
+
+def checkpoint_location(request: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(S3 URI, local path) of a job's CheckpointConfig, or None without one (CHECKPOINT_CONFIG)."""
+    config = request.get("CheckpointConfig")
+    if not config or not config.get("S3Uri"):
+        return None
+    return str(config["S3Uri"]).rstrip("/"), str(config.get("LocalPath") or CHECKPOINT_LOCAL_PATH)
 
 
 # -- the tuner (automatic model tuning) ---------------------------------------------------------------------------

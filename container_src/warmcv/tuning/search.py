@@ -1,15 +1,26 @@
-"""The search engine: Optuna's ask-and-tell over k-fold cross-validation on one shared warm worker pool.
+"""The search engine: Optuna's ask-and-tell over k-fold cross-validation, M trials in flight.
 
-M trials are in flight at once; each hands its K folds to the pool through its own `LocalFoldRunner`
-and the unchanged `cross_validate`, so a local trial is exactly a coordinator job. Only the main
-thread talks to the study (SQLite), trials run in threads that merely wait on the pool, and the
-pool's workers (one LightGBM thread each, one worker per core) never oversubscribe the cores.
+Each trial hands its K folds to a fold runner of its own through the unchanged `cross_validate`, so a
+trial is exactly a coordinator job. Where the folds run is the caller's choice (`runners`): by default
+a `LocalFoldRunner` on one shared warm worker pool (`warmcv run`), whose workers (one LightGBM thread
+each, one worker per core) never oversubscribe the cores; the SageMaker driver gives each trial a
+`SageMakerFoldRunner` that creates its K fold jobs on warm pools. Only the loop talks to the study;
+trials run on a `TrialExecutor` (threads that merely wait on their folds, or a simulation's actors on a
+virtual clock), and every wait and duration goes through its clock.
 
-Pruning (on with `pruning=`): each trial hands its folds out in stages (`StagedFolds`: one fold, then
-one more at a time, each trial starting at another fold) and between stages asks the shared
-`FoldPruner` whether it can still beat the best trial on the same folds. A pruned trial is told to
-Optuna as PRUNED with its fold scores as intermediate values (step = fold) and its partial summary;
-it counts towards the budget, and a resumed run keeps it as it is.
+For the driver, whose study outlives the process in a checkpoint: `on_change` is called after every
+change to the study that must survive a restart, and before a trial's folds start (so a trial whose
+fold jobs exist is always in the saved study), and `resume_running` takes up the trials the saved
+study shows as still running, under their own numbers, so their fold jobs are found again, not
+duplicated.
+
+Pruning: with `pruning=` (warmcv run) each trial hands its folds out in stages (`StagedFolds`: one fold,
+then one more at a time, each trial starting at another fold) and between stages asks the shared
+`FoldPruner` whether it can still beat the best trial on the same folds; with `pruner=` (the driver) the
+caller's fold runners ask it as each fold finishes. Either way a trial whose CV stops (`TrialPruned`: its
+first folds show it cannot beat the best) is told to Optuna as PRUNED with its fold scores as
+intermediate values (step = fold) and its partial summary; it counts towards the budget, and a resumed
+search keeps it as it is. Every completed trial feeds the shared `FoldPruner` (the trials a resumed study holds too).
 
 Stopping: the first SIGINT/SIGTERM sets a flag; the loop then cancels the trials in flight (their
 workers are killed, queued folds dropped), marks them failed-and-queued-again and returns, so every
@@ -24,15 +35,15 @@ import math
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from warmcv.cv import CrossValidationSummary, cross_validate
+from warmcv.clock import SYSTEM_CLOCK, Clock
+from warmcv.cv import CrossValidationSummary, FoldRunner, cross_validate
 from warmcv.cv.pruning import FoldPruner, PruningDecision, StagedFolds, TrialPruned, make_rule, rotated_order
 from warmcv.data.manifest import Manifest
 from warmcv.declarations import SearchSpace, parse_hyperparameters
@@ -40,6 +51,7 @@ from warmcv.errors import FoldFailed, StopRequested, UserInputError
 from warmcv.runners.local import LocalFoldRunner
 from warmcv.runners.pool import WarmWorkerPool
 from warmcv.settings.run import PruningOptions
+from warmcv.tuning.executor import ThreadTrialExecutor, TrialExecutor
 from warmcv.tuning.space import as_hyperparameters, distributions
 from warmcv.tuning.study import counted_trials, fail_and_requeue, pruned_trials
 
@@ -108,8 +120,18 @@ class SearchOutcome:
 @dataclass
 class _InFlight:
     trial: Any
-    runner: LocalFoldRunner
+    runner: FoldRunner
     started: float
+
+
+RunnerFactory = Callable[[int], FoldRunner]  # trial number -> the runner of that trial's folds
+
+
+def local_runners(data_dir: Path, pool: WarmWorkerPool) -> RunnerFactory:
+    """Every trial's folds on one shared warm worker pool (what `warmcv run` does). A trial keeps only the
+    objective's scores: the folds compute no other metric. Its folds' validation predictions come back with
+    the scores (for out-of-fold predictions of the best trial)."""
+    return lambda _number: LocalFoldRunner(data_dir, pool=pool, all_metrics=False, keep_predictions=True)
 
 
 @contextmanager
@@ -138,18 +160,32 @@ def stop_flag_on_signals() -> Iterator[threading.Event]:
 class Search:
     """Runs trials until `trials` of them count (completed, pruned or genuinely failed), the timeout, or a stop."""
 
-    def __init__(self, study: Any, space: SearchSpace, fixed: Mapping[str, str], data_dir: Path, manifest: Manifest,
-                 pool: WarmWorkerPool, *, trials: int, parallel: int, timeout: float | None = None,
-                 stop: threading.Event | None = None, on_trial: Callable[[TrialReport], None] | None = None,
-                 max_consecutive_failures: int | None = None, observers: Sequence[TrialObserver] = (),
-                 sample: Callable[[Any], dict[str, Any]] | None = None, pruning: PruningOptions | None = None):
+    def __init__(self, study: Any, space: SearchSpace, fixed: Mapping[str, str], data_dir: Path | None,
+                 manifest: Manifest, pool: WarmWorkerPool | None, *, trials: int, parallel: int,
+                 timeout: float | None = None, stop: threading.Event | None = None,
+                 on_trial: Callable[[TrialReport], None] | None = None, max_consecutive_failures: int | None = None,
+                 runners: RunnerFactory | None = None, executor: TrialExecutor | None = None,
+                 on_change: Callable[[], None] | None = None, resume_running: bool = False,
+                 observers: Sequence[TrialObserver] = (), sample: Callable[[Any], dict[str, Any]] | None = None,
+                 pruning: PruningOptions | None = None, pruner: FoldPruner | None = None):
+        """`runners` (default: local runners on `pool` over `data_dir`) gives each trial its fold runner;
+        `executor` (default: threads on the system clock) runs the trials. `pruning` stages each trial's folds
+        and prunes between stages; `pruner` is one the caller's runners consult themselves (not both)."""
+        if pruning is not None and pruner is not None:
+            raise ValueError("give Search either `pruning` (staged folds) or a `pruner` its runners consult")
         self.study = study
         self.space = space
         self.distributions = distributions(space)
         self.fixed = dict(fixed)
-        self.data_dir = Path(data_dir)
         self.manifest = manifest
-        self.pool = pool
+        if runners is None:
+            if data_dir is None or pool is None:
+                raise ValueError("Search needs either `runners` or a worker pool and the prepared data's folder")
+            runners = local_runners(Path(data_dir), pool)
+        self.runners = runners
+        self.executor = executor
+        self.on_change = on_change
+        self.resume_running = resume_running
         self.trials = trials
         self.parallel = max(1, parallel)
         self.timeout = timeout
@@ -172,20 +208,22 @@ class Search:
         except ValueError:
             pass
         self.pruning = pruning
-        self.pruner = self._pruner(pruning) if pruning is not None else None
+        if pruning is not None:
+            pruner = FoldPruner(make_rule(pruning.rule, pruning.threshold), self.study.direction.name.capitalize(),
+                                self.manifest.n_folds, pruning.min_trials)
+        self.pruner = pruner
+        if pruner is not None:
+            self._feed(pruner)
 
-    def _pruner(self, pruning: PruningOptions) -> FoldPruner:
-        """The shared pruner, fed with the completed trials a resumed study already holds."""
+    def _feed(self, pruner: FoldPruner) -> None:
+        """The completed trials a resumed study already holds, for the pruner to compare with."""
         from optuna.trial import TrialState
 
-        pruner = FoldPruner(make_rule(pruning.rule, pruning.threshold), self.study.direction.name.capitalize(),
-                            self.manifest.n_folds, pruning.min_trials)
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             stored = trial.user_attrs.get(CV_ATTR)
             if stored:
                 summary = CrossValidationSummary.from_dict(stored)
                 pruner.add_complete(trial.number, {f.fold: f.validation_score for f in summary.folds})
-        return pruner
 
     @property
     def _counted(self) -> int:
@@ -193,16 +231,22 @@ class Search:
 
     # -- the loop -----------------------------------------------------------------------------------
     def run(self) -> SearchOutcome:
-        started = time.monotonic()
+        executor = self.executor or ThreadTrialExecutor(self.parallel)
+        clock = executor.clock
+        started = clock.monotonic()
         outcome = SearchOutcome(0, 0, stopped=False, timed_out=False, seconds=0.0)
         inflight: dict[Future, _InFlight] = {}
-        executor = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="warmcv-trial")
         try:
+            if self.resume_running:
+                for frozen in self._running_trials():
+                    future, item = self._submit(executor, self._live(frozen), frozen.user_attrs[HYPERPARAMETERS_ATTR])
+                    inflight[future] = item
+                    log.info("trial %d was running when the search last stopped: taking it up again", frozen.number)
             while True:
                 if self.stop.is_set() and not outcome.stopped:
                     outcome.stopped = True
                     log.info("stop requested: cancelling %d trial(s) in flight", len(inflight))
-                if self.timeout is not None and time.monotonic() - started > self.timeout and not outcome.timed_out:
+                if self.timeout is not None and clock.monotonic() - started > self.timeout and not outcome.timed_out:
                     outcome.timed_out = True
                     log.info("timeout of %.0f s reached: finishing the trials in flight", self.timeout)
                 if outcome.stopped:
@@ -215,43 +259,66 @@ class Search:
                         inflight[future] = item
                 if not inflight:
                     break
-                done, _ = wait(inflight, timeout=0.25, return_when=FIRST_COMPLETED)
+                done = executor.wait_any(inflight, timeout=0.25)
                 for future in done:
                     item = inflight.pop(future)
-                    self._finish(future, item, outcome)
+                    self._finish(future, item, outcome, clock)
         except BaseException:
-            self._abandon(inflight, outcome)
+            self._abandon(inflight, outcome, executor)
             raise
         finally:
-            executor.shutdown(wait=True, cancel_futures=True)
+            executor.shutdown()
             outcome.completed, outcome.failed, outcome.pruned = self._complete, self._failed, self._pruned
-            outcome.seconds = time.monotonic() - started
+            outcome.seconds = clock.monotonic() - started
         return outcome
 
-    def _start(self, executor: ThreadPoolExecutor) -> tuple[Future, _InFlight]:
+    def _start(self, executor: TrialExecutor) -> tuple[Future, _InFlight]:
         trial = self.study.ask() if self.sample_in_order else self.study.ask(self.distributions)
         sampled = as_hyperparameters(self.sample(trial))
         hyperparameters = {**self.fixed, **sampled}
         trial.set_user_attr(HYPERPARAMETERS_ATTR, hyperparameters)
+        log.debug("trial %d started: %s", trial.number, sampled)
+        return self._submit(executor, trial, hyperparameters)
+
+    def _submit(self, executor: TrialExecutor, trial: Any,
+                hyperparameters: Mapping[str, str]) -> tuple[Future, _InFlight]:
+        """Save the study (the trial and its values are in it before any of its folds exists), then run its CV."""
+        if self.on_change is not None:
+            self.on_change()
         hps = parse_hyperparameters({**hyperparameters, "mode": "coordinator"})
-        # A trial keeps only the objective's scores: the folds compute no other metric. Its folds' validation
-        # predictions come back with the scores (for out-of-fold predictions of the best trial).
-        runner = LocalFoldRunner(self.data_dir, pool=self.pool, all_metrics=False, keep_predictions=True)
+        runner = self.runners(trial.number)
         staged = None
         if self.pruner is not None and self.pruning is not None:
             staged = StagedFolds(rotated_order(self.manifest.n_folds, trial.number), self.pruner.check,
                                  first=self.pruning.first_folds, step=self.pruning.step_folds)
-        future = executor.submit(cross_validate, runner, hps, self.manifest, staged=staged)
-        log.debug("trial %d started: %s", trial.number, sampled)
-        return future, _InFlight(trial, runner, time.monotonic())
+        future = executor.submit(f"trial-{trial.number}", lambda: cross_validate(runner, hps, self.manifest,
+                                                                                 clock=executor.clock, staged=staged))
+        return future, _InFlight(trial, runner, executor.clock.monotonic())
 
-    def _finish(self, future: Future, item: _InFlight, outcome: SearchOutcome) -> None:
+    def _running_trials(self) -> list[Any]:
+        """Trials the study shows as running, that recorded their hyperparameters (oldest first)."""
         from optuna.trial import TrialState
 
-        trial, seconds = item.trial, time.monotonic() - item.started
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        lost = [t for t in running if HYPERPARAMETERS_ATTR not in t.user_attrs]
+        for trial in lost:  # asked, but stopped before it could start: nothing of it runs anywhere
+            fail_and_requeue(self.study, trial.number)
+        return sorted((t for t in running if HYPERPARAMETERS_ATTR in t.user_attrs), key=lambda t: t.number)
+
+    def _live(self, frozen: Any) -> Any:
+        """A `Trial` for a running trial loaded from storage, to tell it when its folds are done."""
+        import optuna
+
+        return optuna.trial.Trial(self.study, frozen._trial_id)
+
+    def _finish(self, future: Future, item: _InFlight, outcome: SearchOutcome, clock: Clock = SYSTEM_CLOCK) -> None:
+        from optuna.trial import TrialState
+
+        trial, seconds = item.trial, clock.monotonic() - item.started
         error = future.exception()
         if isinstance(error, StopRequested):
             fail_and_requeue(self.study, trial.number)
+            self._changed()
             outcome.interrupted.append(trial.number)
             self._report(trial.number, "interrupted", None, None, seconds, None)
             return
@@ -259,6 +326,7 @@ class Search:
             for observer in self.observers:
                 observer.trial_pruned(trial, error.summary, error.decision, seconds)
             self._tell_pruned(trial, error)
+            self._changed()
             self._consecutive_failures = 0
             outcome.finished_here.append(trial.number)
             self._report(trial.number, "pruned", None, None, seconds, None, pruned=error.decision)
@@ -271,6 +339,7 @@ class Search:
                 for observer in self.observers:
                     observer.trial_completed(trial, summary, seconds)
                 self.study.tell(trial, summary.validation_mean)
+                self._changed()
                 if self.pruner is not None:
                     self.pruner.add_complete(trial.number, {f.fold: f.validation_score for f in summary.folds})
                 self._complete += 1
@@ -288,6 +357,7 @@ class Search:
         for observer in self.observers:
             observer.trial_failed(trial, message, seconds)
         self.study.tell(trial, state=TrialState.FAIL)
+        self._changed()
         self._failed += 1
         outcome.finished_here.append(trial.number)
         self._report(trial.number, "failed", None, None, seconds, message)
@@ -309,26 +379,36 @@ class Search:
         self._pruned += 1
         log.debug("trial %d pruned: %s", trial.number, pruned.decision.reason)
 
-    def _abandon(self, inflight: dict[Future, _InFlight], outcome: SearchOutcome) -> None:
+    def _abandon(self, inflight: dict[Future, _InFlight], outcome: SearchOutcome, executor: TrialExecutor) -> None:
         """On the way out of an error or a forced stop: stop the trials in flight and queue them again."""
-        for item in inflight.values():
-            item.runner.stop()
-        deadline = time.monotonic() + 30
+        clock = executor.clock
+        # Side by side: each SageMaker runner may take its stop budget against a slow API, and SageMaker kills a
+        # stopped job 120 s after SIGTERM.
+        executor.run_together([item.runner.stop for item in inflight.values()])
+        deadline = clock.monotonic() + 30
         pending = set(inflight)
-        while pending and time.monotonic() < deadline:
+        while pending and clock.monotonic() < deadline:
             for item in inflight.values():
                 item.runner.stop()  # again: a trial may have submitted its folds after the first stop
-            _, pending = wait(pending, timeout=0.25)
+            pending -= executor.wait_any(pending, timeout=0.25)
         for future, item in inflight.items():
             try:
                 if future.done() and (future.exception() is None or isinstance(future.exception(), TrialPruned)):
-                    self._finish(future, item, outcome)  # it finished before it could be stopped: keep it
+                    self._finish(future, item, outcome, clock)  # it finished before it could be stopped: keep it
                 else:
                     fail_and_requeue(self.study, item.trial.number)
                     outcome.interrupted.append(item.trial.number)
             except Exception:  # noqa: BLE001 - best effort; --resume recovers RUNNING trials anyway
                 log.warning("could not close trial %d; --resume will re-run it", item.trial.number)
         inflight.clear()
+        try:
+            self._changed()
+        except Exception:  # noqa: BLE001 - already on the way out of an error; the last saved study stands
+            log.warning("could not save the study after stopping its trials", exc_info=True)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def _report(self, number: int, state: str, value: float | None, std: float | None, seconds: float,
                 error: str | None, note: str | None = None, pruned: PruningDecision | None = None) -> None:
@@ -344,3 +424,4 @@ def report_fold_scores(trial: Any, summary: CrossValidationSummary) -> None:
     WilcoxonPruner reads, and what optuna-dashboard plots); a pruned trial keeps the folds it ran."""
     for fold in summary.folds:
         trial.report(fold.validation_score, fold.fold)
+

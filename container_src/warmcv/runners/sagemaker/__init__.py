@@ -13,8 +13,8 @@ docs/sagemaker-fold-runner.md describes what it guarantees and how it is tested.
 
 from warmcv.runners.sagemaker.discovery import REQUIRED_PERMISSIONS, Coordinator, region_from_arn
 from warmcv.runners.sagemaker.folds import FoldJob, FoldJobs
-from warmcv.runners.sagemaker.runner import FoldsTimedOut, LocalFold, SageMakerFoldRunner
+from warmcv.runners.sagemaker.runner import CreateGate, FoldsTimedOut, LocalFold, SageMakerFoldRunner
 from warmcv.runners.sagemaker.timing import TIMING_ENV, Pacer, Timing
 
-__all__ = ["REQUIRED_PERMISSIONS", "TIMING_ENV", "Coordinator", "FoldJob", "FoldJobs", "FoldsTimedOut", "LocalFold",
-           "Pacer", "SageMakerFoldRunner", "Timing", "region_from_arn"]
+__all__ = ["REQUIRED_PERMISSIONS", "TIMING_ENV", "Coordinator", "CreateGate", "FoldJob", "FoldJobs", "FoldsTimedOut",
+           "LocalFold", "Pacer", "SageMakerFoldRunner", "Timing", "region_from_arn"]

@@ -81,35 +81,48 @@ def remaining_runtime(me: Mapping[str, Any], clock: Clock) -> float | None:
     return float(limit) - max(0.0, clock.time() - started)
 
 
-def discover_coordinator(api: TrainingJobsApi, name: str, hps: HyperparameterValues, clock: Clock, timing: Timing,
-                         rng: random.Random) -> Coordinator:
-    """DescribeTrainingJob on the coordinator itself (and ListTags), then its fold-job template and deadline."""
+def describe_self(api: TrainingJobsApi, name: str, clock: Clock, timing: Timing,
+                  rng: random.Random) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """DescribeTrainingJob on this job itself (and ListTags): (its description, its tags).
+
+    Errors are the user's to fix (network isolation, a missing permission) and say what to change."""
     pacer = Pacer(timing, rng)
     try:
         me = with_retries(lambda attempt: api.describe_training_job(name, prompt=attempt == 1), clock, pacer)
     except TransientError as error:
         if error.code in CONNECTION_CODES:
             raise UserInputError(
-                f"coordinator job {name} cannot reach the SageMaker API: {error}. The coordinator needs "
+                f"job {name} cannot reach the SageMaker API: {error}. A coordinator or driver needs "
                 "outbound access to the SageMaker API: no network isolation (EnableNetworkIsolation=false); in "
                 "a VPC, a NAT gateway or a com.amazonaws.<region>.sagemaker.api interface endpoint (and S3 "
                 "access for the fold results)"
             ) from None
-        raise UserInputError(f"could not describe the coordinator job {name}: {error}") from None
+        raise UserInputError(f"could not describe the job {name} itself: {error}") from None
     except AccessDenied as error:
         raise UserInputError(permission_message(error)) from None
     user_tags: list[dict[str, str]] = []
     try:
         user_tags = with_retries(lambda attempt: api.list_tags(me["TrainingJobArn"]), clock, pacer)
     except ApiError as error:
-        log.warning("could not read the coordinator's tags (%s); fold jobs get warmcv's tags only", error)
+        log.warning("could not read the job's own tags (%s); fold jobs get warmcv's tags only", error)
+    return me, user_tags
+
+
+def deadline_of(me: Mapping[str, Any], clock: Clock, timing: Timing) -> tuple[float | None, float | None]:
+    """(remaining runtime in seconds, the runner's deadline on `clock`), both None without a MaxRuntime."""
     remaining = remaining_runtime(me, clock)
-    deadline = None
-    if remaining is not None:
-        deadline = clock.monotonic() + remaining - timing.deadline_margin
-        log.info("coordinator runtime left: %.0f s (MaxRuntimeInSeconds %s); folds must finish within %.0f s",
-                 remaining, me["StoppingCondition"].get("MaxRuntimeInSeconds"),
-                 max(0.0, remaining - timing.deadline_margin))
+    if remaining is None:
+        return None, None
+    log.info("runtime left: %.0f s (MaxRuntimeInSeconds %s); folds must finish within %.0f s", remaining,
+             me["StoppingCondition"].get("MaxRuntimeInSeconds"), max(0.0, remaining - timing.deadline_margin))
+    return remaining, clock.monotonic() + remaining - timing.deadline_margin
+
+
+def discover_coordinator(api: TrainingJobsApi, name: str, hps: HyperparameterValues, clock: Clock, timing: Timing,
+                         rng: random.Random) -> Coordinator:
+    """DescribeTrainingJob on the coordinator itself (and ListTags), then its fold-job template and deadline."""
+    me, user_tags = describe_self(api, name, clock, timing, rng)
+    remaining, deadline = deadline_of(me, clock, timing)
     template = FoldJobTemplate.from_parent(me, hps["keep_alive_seconds"], user_tags,
                                            max_runtime_seconds=int(remaining) if remaining is not None else None)
     for note in template.notes:
@@ -138,5 +151,5 @@ def with_retries(call: Callable[[int], Any], clock: Clock, pacer: Pacer, attempt
 
 
 def permission_message(error: ApiError) -> str:
-    return (f"the coordinator's role may not call {error.operation} ({error.aws_message}). A coordinator needs "
+    return (f"the job's role may not call {error.operation} ({error.aws_message}). A coordinator or driver needs "
             f"{REQUIRED_PERMISSIONS}; see docs/sagemaker-fold-runner.md")

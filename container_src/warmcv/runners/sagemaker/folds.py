@@ -356,6 +356,27 @@ class FoldJobs:
                     len(jobs), self.warm_pool_quota(), self.template.keep_alive_seconds)
 
     # -- stopping ---------------------------------------------------------------------------------------------------
+    def wait_until_ended(self, budget: float) -> bool:
+        """After `stop()`: wait (one ListTrainingJobs every `poll_finish`, at most `budget` seconds) until every fold
+        job asked to stop has ended; True if they all have.
+
+        Why: a job's warm pool is Available only once the job has ended ("Stopped" after Stopping), and the next
+        trial's folds, created moments later, would otherwise find no pool and start cold (rules.keeps_warm_pool)."""
+        waiting = [f for f in self.jobs if f.stop_sent and f.state != "done" and f.name]
+        deadline = self.clock.monotonic() + budget
+        while waiting and self.clock.monotonic() < deadline:
+            self.clock.sleep(min(self.timing.poll_finish, max(0.0, deadline - self.clock.monotonic())))
+            try:
+                summaries = self.api.list_training_jobs(self._name_filter, self.created_after)
+            except (TransientError, AccessDenied):
+                continue
+            status = {s.get("TrainingJobName"): s.get("TrainingJobStatus") for s in summaries}
+            waiting = [f for f in waiting if status.get(f.name) not in TERMINAL]
+        if waiting:
+            log.info("%s not ended %.0f s after being stopped; going on", ", ".join(str(f.name) for f in waiting),
+                     budget)
+        return not waiting
+
     def stop(self) -> None:
         """StopTrainingJob on every fold job not known to be finished (idempotent, bounded in time).
 

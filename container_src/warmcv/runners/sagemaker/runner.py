@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -34,16 +35,19 @@ from typing import Any, NoReturn, Protocol
 
 from warmcv.aws.fold_jobs import FoldJobTemplate, fold_name_filter
 from warmcv.aws.training_jobs import QuotaExceeded, TrainingJobsApi, TransientError
-from warmcv.clock import SYSTEM_CLOCK, Clock
+from warmcv.clock import SYSTEM_CLOCK, Clock, sleep_unless
 from warmcv.contract import ContainerPaths
 from warmcv.cv import FoldResult, FoldRunner, FoldTask
+from warmcv.cv.pruning import TrialPruned
 from warmcv.declarations import HyperparameterValues
-from warmcv.errors import FoldFailed, UserInputError
+from warmcv.errors import FoldFailed, StopRequested, UserInputError
 from warmcv.runners.sagemaker.discovery import discover_coordinator, job_from_environment, region_from_arn
 from warmcv.runners.sagemaker.folds import FoldJob, FoldJobs, FoldProblem, TrialRefused
 from warmcv.runners.sagemaker.timing import TIMING_ENV, Pacer, Timing
 
 log = logging.getLogger(__name__)
+# A wake-up computed as now + (t - now) may land a hair before t in floating point: such a moment counts as t.
+TIME_TOLERANCE = 1e-6
 
 
 class FoldsTimedOut(UserInputError):
@@ -84,6 +88,35 @@ class _InProcessFold:
         self.pool.close()
 
 
+class CreateGate:
+    """Creates of several trials in ONE process (the driver's) at the account's pace, without collisions.
+
+    CreateTrainingJob allows about one request a second per account and Region (rules.CREATE_TRAINING_JOB_RATE).
+    Coordinators are separate processes and can only space their own creates and absorb the collisions with
+    retries; the driver's trials share this gate instead. A trial claims consecutive slots for all its folds
+    at once, `interval` apart after the slots already given out: none is throttled, and a trial's folds start
+    together rather than interleaved with another trial's (its slowest fold, which ends the trial, starts
+    at most K - 1 slots after its first)."""
+
+    def __init__(self, interval: float = 1.0):
+        self.interval = interval
+        self._next = float("-inf")
+        self._lock = threading.Lock()
+
+    def claim(self, now: float, count: int = 1) -> list[float]:
+        """The times at which the caller may send its next `count` creates."""
+        with self._lock:
+            first = max(now, self._next)
+            slots = [first + i * self.interval for i in range(count)]
+            self._next = slots[-1] + self.interval
+            return slots
+
+    def sent(self, at: float) -> None:
+        """A create went out at `at` (later than its slot, say): no later slot comes within `interval` of it."""
+        with self._lock:
+            self._next = max(self._next, at + self.interval)
+
+
 class SageMakerFoldRunner(FoldRunner):
     name = "sagemaker"
 
@@ -91,11 +124,15 @@ class SageMakerFoldRunner(FoldRunner):
                  rng: random.Random | None = None, timing: Timing | None = None, deadline: float | None = None,
                  max_runtime: int | None = None, local_data_dir: Path | None = None,
                  local_fold: Callable[[FoldTask, Clock], LocalFold] | None = None,
-                 created_after: datetime | None = None):
+                 created_after: datetime | None = None, create_gate: CreateGate | None = None,
+                 on_fold: Callable[[FoldResult, FoldTask], None] | None = None):
         """`deadline` is on `clock.monotonic()` (derived from the coordinator's `max_runtime`, for messages);
         `local_data_dir` makes the coordinator train fold 0 itself, in a worker process; `local_fold` starts
         that fold some other way (a simulator's timed stand-in) and also turns it on; `created_after` (the
-        coordinator's CreationTime) limits the fold-job listing to jobs created since."""
+        coordinator's CreationTime) limits the fold-job listing to jobs created since; `create_gate` paces creates
+        together with the other trials of the same process (the driver's) instead of on their own; `on_fold` is
+        told of each fold as soon as its result is in (the coordinator prints the running CV mean, the driver's
+        pruning check may raise `TrialPruned`, which stops the folds still running)."""
         self.api = api
         self.template = template
         self.clock = clock
@@ -106,11 +143,16 @@ class SageMakerFoldRunner(FoldRunner):
         self.max_runtime = max_runtime
         self.local_data_dir = local_data_dir
         self.local_fold = local_fold
+        self.create_gate = create_gate
+        self.on_fold = on_fold
+        self._told: set[int] = set()  # folds whose result on_fold has seen
         self.jobs = FoldJobs(api, template, clock, self.timing, self.pacer, created_after)
         self._local: LocalFold | None = None
         self._first_finish: float | None = None
         self._polling_since = 0.0
         self._quota: tuple[FoldJob, QuotaExceeded, float] | None = None  # a create refused since (fold, error, when)
+        # Set by stop(): a trial stopped from another thread (the driver's) leaves its loop at once.
+        self._stopped = threading.Event()
 
     # -- construction inside a training job ------------------------------------------------------------------
     @classmethod
@@ -160,9 +202,12 @@ class SageMakerFoldRunner(FoldRunner):
         return f"{text}; API calls: {self.api.calls.summary()})"
 
     def run(self, tasks: Sequence[FoldTask]) -> list[FoldResult]:
+        if self._stopped.is_set():
+            raise StopRequested("the trial was stopped before its folds started")
         self.jobs = FoldJobs(self.api, self.template, self.clock, self.timing, self.pacer, self.jobs.created_after)
         self.jobs.start(tasks, fold_name_filter(self.template.parent, [t.fold for t in tasks]))
         self._first_finish, self._quota = None, None
+        self._told = set()
         folds = self.jobs.folds
         if self.trains_own_fold and folds:
             folds[0].in_process = True
@@ -179,6 +224,12 @@ class SageMakerFoldRunner(FoldRunner):
         except TrialRefused as refused:
             self.stop()
             raise UserInputError(str(refused)) from None
+        except TrialPruned:
+            # Stopped by its own pruning check: its folds still running are stopped, and their warm pools left
+            # Available, before the search starts the next trial (which would otherwise start them cold).
+            self.stop()
+            self.jobs.wait_until_ended(self.timing.stop_budget)
+            raise
         self.jobs.report_pool_reuse()
         log.info("all %d folds done; API calls for this trial: %s", len(folds), self.api.calls.summary())
         return [f.result for f in folds if f.result is not None]
@@ -189,10 +240,23 @@ class SageMakerFoldRunner(FoldRunner):
         next_create = now
         create_failures = poll_failures = quota_failures = 0
         next_poll: float | None = None
+        slots: deque[float] = deque()  # create slots claimed from the shared gate, if any
         while True:
+            if self._stopped.is_set():
+                raise StopRequested("the trial was stopped")
             now = self.clock.monotonic()
             self._check_deadline(now)
             self._check_local()
+            self._tell_finished()
+            if queue and now >= next_create - TIME_TOLERANCE and self.create_gate is not None:
+                if not slots:
+                    slots.extend(self.create_gate.claim(now, len(queue)))
+                if slots[0] > now + TIME_TOLERANCE:
+                    next_create = slots[0]
+                    continue
+                slots.popleft()
+                self.create_gate.sent(now)
+                next_create = now
             if queue and now >= next_create:
                 fold = queue[0]
                 try:
@@ -203,15 +267,17 @@ class SageMakerFoldRunner(FoldRunner):
                     log.warning("creating fold %d's job failed (%s); trying again in %.1f s", fold.task.fold,
                                 error, delay)
                     next_create = now + delay
+                    slots.clear()  # claimed again once the wait is over
                     continue
                 except QuotaExceeded as error:
                     quota_failures += 1
                     next_create = now + self._quota_wait(fold, error, now, quota_failures)
+                    slots.clear()
                     continue
                 create_failures = quota_failures = 0
                 self._quota = None
                 queue.popleft()
-                next_create = now + self.pacer.create_gap()
+                next_create = now if self.create_gate is not None else now + self.pacer.create_gap()
                 if next_poll is None and fold.state == "running":
                     self._polling_since = now
                     next_poll = now + self.pacer.jittered(self.timing.poll_min)
@@ -221,6 +287,7 @@ class SageMakerFoldRunner(FoldRunner):
                 throttled, finished = self.jobs.poll(running, now)
                 if finished and self._first_finish is None:
                     self._first_finish = now  # its siblings started within seconds of it: look quickly from now on
+                self._tell_finished()
                 poll_failures = poll_failures + 1 if throttled else 0
                 interval = (self.pacer.backoff(poll_failures) if throttled
                             else self.pacer.poll_interval(now, self._polling_since, self._first_finish))
@@ -230,8 +297,19 @@ class SageMakerFoldRunner(FoldRunner):
             self._sleep_until(now, next_create if queue else None,
                               next_poll if any(f.state == "running" for f in folds) else None)
 
+    def _tell_finished(self) -> None:
+        """Hand `on_fold` each fold whose result arrived since it was last called (it may raise to end the trial)."""
+        if self.on_fold is None:
+            return
+        for fold in self.jobs.folds:
+            if fold.state == "done" and fold.result is not None and fold.task.fold not in self._told:
+                self._told.add(fold.task.fold)
+                self.on_fold(fold.result, fold.task)
+
     def stop(self) -> None:
-        """StopTrainingJob on every fold job not known to be finished (idempotent, bounded in time)."""
+        """StopTrainingJob on every fold job not known to be finished (idempotent, bounded in time). Safe to call
+        from another thread than the one running the folds: that one then leaves its loop."""
+        self._stopped.set()
         if self._local is not None:
             self._local.cancel()
         self.jobs.stop()
@@ -300,6 +378,8 @@ class SageMakerFoldRunner(FoldRunner):
         raise FoldFailed(fold.task.fold, reason)
 
     def _sleep_until(self, now: float, *wakes: float | None) -> None:
+        # The clock again, not the loop's `now`: a poll since then took time, and a create slot must not slip by it.
+        now = self.clock.monotonic()
         candidates = [w for w in wakes if w is not None]
         folds = self.jobs.folds
         if self._local is not None and folds and folds[0].state != "done":
@@ -309,4 +389,4 @@ class SageMakerFoldRunner(FoldRunner):
             candidates.append(self.deadline)
         if not candidates:
             return
-        self.clock.sleep(max(0.0, min(candidates) - now))
+        sleep_unless(self.clock, self._stopped, max(0.0, min(candidates) - now))
