@@ -248,3 +248,10 @@ def test_messages_show_values_as_the_user_wrote_them():
     message = str(error.value)
     assert "num_leaves=1: out of range" in message and "learning_rate=1.5: out of range" in message
     assert "np." not in message
+
+
+def test_parsed_hyperparameters_are_a_full_mapping():
+    """keys(), values() and items() work like a dict's (a field named `values` once hid values())."""
+    hps = parse_hyperparameters({"num_leaves": "31"})
+    assert dict(hps.items())["num_leaves"] == 31
+    assert list(hps.values()) == [hps[name] for name in hps.keys()]

@@ -344,14 +344,14 @@ def _release(args: argparse.Namespace) -> int:
     since = args.since
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=dt.UTC)
-    try:
-        selector = RunSelector(tuning_jobs=names(args.tuning_job), parent_jobs=names(args.parent_job),
-                               training_jobs=names(args.training_job), any_warmcv_job=args.all_warmcv) \
-            if not args.execution else None
-    except ValueError as error:
-        raise UserInputError(
-            f"{error}: use --execution, --tuning-job, --parent-job, --training-job or --all-warmcv") from None
-    if args.execution:
+    if not args.execution:
+        try:
+            selector = RunSelector(tuning_jobs=names(args.tuning_job), parent_jobs=names(args.parent_job),
+                                   training_jobs=names(args.training_job), any_warmcv_job=args.all_warmcv)
+        except ValueError as error:
+            raise UserInputError(
+                f"{error}: use --execution, --tuning-job, --parent-job, --training-job or --all-warmcv") from None
+    else:
         try:
             found, started = execution_selector(client, args.execution)
         except ValueError as error:

@@ -175,9 +175,8 @@ class ColumnScan:
                 self.timestamp_types = [t for t in self.timestamp_types if _cast_or_none(trimmed, t) is not None]
                 accepted = bool(self.timestamp_types)
             else:
-                accepted = {"int64": as_int is not None, "float64": as_float is not None}.get(kind)
-                if accepted is None:
-                    accepted = _reads_as(kind, present, trimmed)
+                known = {"int64": as_int is not None, "float64": as_float is not None}.get(kind)
+                accepted = known if known is not None else _reads_as(kind, present, trimmed)
             if not accepted:
                 self.text_kinds.discard(kind)
         if as_float is not None or as_int is not None:

@@ -85,6 +85,7 @@ class Manifest:
         self.check_fold(fold)
         if fold == ALL_FOLDS:
             return np.ones(len(fold_column), dtype=bool), np.zeros(len(fold_column), dtype=bool)
+        assert isinstance(fold, int)  # check_fold let only ALL_FOLDS or an int through
         if self.fold_kind == "forward":
             return fold_column <= fold, fold_column == fold + 1
         valid = fold_column == fold

@@ -230,9 +230,9 @@ def _check_ids_unique(ids: pd.DataFrame) -> None:
     for name in ids.columns:
         missing = ids[name].isna().to_numpy()
         if missing.any():
-            rows = ", ".join(str(i) for i in np.flatnonzero(missing)[:5])
+            first_rows = ", ".join(str(i) for i in np.flatnonzero(missing)[:5])
             raise UserInputError(f"ID column {name!r} has {int(missing.sum())} missing value(s), first at row(s) "
-                                 f"{rows}; every row needs an ID")
+                                 f"{first_rows}; every row needs an ID")
     duplicated = ids.duplicated(keep=False).to_numpy()
     if duplicated.any():
         rows = np.flatnonzero(duplicated)
@@ -334,7 +334,8 @@ def _collect(parts: list[Path], columns: list[str], plan: _Plan, options: Prepar
     def whole(name: str | None) -> pd.Series | None:
         return pd.concat(pieces[name]).rename(name) if name else None
 
-    ids = pd.DataFrame({name: whole(name).to_numpy() for name in options.id_columns}) if options.id_columns else None
+    ids = (pd.DataFrame({name: pd.concat(pieces[name]).to_numpy() for name in options.id_columns})
+           if options.id_columns else None)
     return _Collected(whole(options.target), whole(options.group_column), whole(options.time_column), distinct, ids)
 
 
@@ -383,7 +384,8 @@ def prepare(source: Path | str, output: Path | str, options: PrepareOptions) -> 
         raise UserInputError(f"{k} folds need at least {k} rows, but the data has {rows}")
     task = infer_task(target, options.task)
     splitter = _pick_splitter(options, task)
-    positions = _time_positions(collected.times, options.time_column) if splitter == "time" else None
+    positions = (_time_positions(collected.times, options.time_column)
+                 if splitter == "time" and options.time_column else None)
     stratified = splitter in ("stratified", "stratified_group")
     classes = _classes(target, k, stratified) if task != "regression" else None
     if task == "binary" and classes is not None and len(classes) != 2:

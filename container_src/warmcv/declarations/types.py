@@ -194,7 +194,7 @@ class IntegerHyperparameter(NumericHyperparameter):
         elif isinstance(raw, numbers.Real):
             if not math.isfinite(raw) or not float(raw).is_integer():
                 raise self._fail(raw, "is not an integer")
-            value = int(raw)
+            value = int(float(raw))
         else:
             number = decimal_text(_unquote(str(raw)))
             if number is None or number != number.to_integral_value():

@@ -20,33 +20,34 @@ class HyperparameterValues(Mapping[str, Any]):
     fold jobs, so a fold job's hyperparameters read like the trial's, not like a dump of defaults.
     """
 
-    values: dict[str, Any]
+    # Not named `values`: that would hide Mapping.values(), so `hps.values()` would call a dict.
+    by_name: dict[str, Any]
     explicit: frozenset[str] = field(default_factory=frozenset)
 
     def __getitem__(self, key: str) -> Any:
-        return self.values[key]
+        return self.by_name[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.values)
+        return iter(self.by_name)
 
     def __len__(self) -> int:
-        return len(self.values)
+        return len(self.by_name)
 
     def replace(self, **changes: Any) -> HyperparameterValues:
         """A copy with some values changed (each one validated) and marked explicit."""
         return parse_hyperparameters({**self.explicit_values(), **changes})
 
     def explicit_values(self) -> dict[str, Any]:
-        return {k: self.values[k] for k in self.explicit}
+        return {k: self.by_name[k] for k in self.explicit}
 
     def to_strings(self, names: Any = None) -> dict[str, str]:
         """The SageMaker string form of the explicit values (or of `names`), parse-round-trippable."""
         chosen = sorted(self.explicit) if names is None else list(names)
-        return {name: HYPERPARAMETERS[name].format(self.values[name]) for name in chosen}
+        return {name: HYPERPARAMETERS[name].format(self.by_name[name]) for name in chosen}
 
     def lightgbm_values(self) -> dict[str, Any]:
         """The values passed to LightGBM under their own names."""
-        return {name: self.values[name] for name in LIGHTGBM_PARAMETER_NAMES}
+        return {name: self.by_name[name] for name in LIGHTGBM_PARAMETER_NAMES}
 
 
 def _unknown_message(unknown: list[str]) -> str:

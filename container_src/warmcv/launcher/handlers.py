@@ -78,7 +78,7 @@ def best_trial(sagemaker: Any, s3: Any, event: dict[str, Any]) -> dict[str, Any]
     summary = read_summary_from_model(s3, job["ModelArtifacts"]["S3ModelArtifacts"])
     wanted = [n.strip() for n in str(event["names"]).split(",") if n.strip()]
     rounds_from_cv = str(event.get("rounds_from_cv", "false")).lower() == "true"
-    result: dict[str, str] = {}
+    result: dict[str, str | float] = {}
     for name in wanted:
         if name == "num_boost_round" and rounds_from_cv:
             result[name] = str(int(summary["recommended_num_boost_round"]))

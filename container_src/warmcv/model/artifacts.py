@@ -116,8 +116,8 @@ class TrainedModel:
         `num_threads` caps LightGBM's threads for this call (a server with several worker processes
         gives each its share of the cores instead of letting every one use all of them).
         """
-        extra = {"num_threads": num_threads} if num_threads else {}
-        raw = self.booster.predict(self.features(frame), **extra)
+        extra: dict[str, Any] = {"num_threads": num_threads} if num_threads else {}
+        raw = np.asarray(self.booster.predict(self.features(frame), **extra))
         classes = self.metadata.classes
         if classes is None:
             return pd.DataFrame({"prediction": raw}, index=frame.index)

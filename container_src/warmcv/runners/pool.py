@@ -96,7 +96,7 @@ def ensure_fork_server() -> None:
     resource_tracker.ensure_running()  # in the terminal's group as before: it ignores SIGINT itself
     with _FORK_SERVER_LOCK:
         spawn = util.spawnv_passfds
-        util.spawnv_passfds = _spawn_in_own_process_group
+        util.spawnv_passfds = _spawn_in_own_process_group  # type: ignore[assignment]  # same call, str path
         try:
             forkserver.ensure_running()
         finally:

@@ -84,6 +84,7 @@ def worker_main(conn: Connection, threads: int, max_datasets: int, dataset_dir: 
             return
         if request is None:
             return
+        reply: tuple[Any, ...]
         try:
             reply = ("ok", state.run(request))
         except UserInputError as error:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import cast
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from warmcv.errors import UserInputError
-from warmcv.model.artifacts import TrainedModel
+from warmcv.model.artifacts import OutputKind, TrainedModel
 from warmcv.serving import codec
 from warmcv.serving.settings import ServeSettings
 
@@ -54,7 +55,8 @@ def create_app(model: TrainedModel, settings: ServeSettings) -> Flask:
         if frame.empty:  # a CSV header and no rows
             predictions = frame.iloc[:, :0]
         else:
-            output = response_fmt.output if is_classifier else None
+            # One of codec.OUTPUTS or the settings' default, both checked against the model's output kinds.
+            output = cast(OutputKind, response_fmt.output) if is_classifier else None
             predictions = model.predict(frame, output=output, num_threads=settings.predict_threads)
         payload = codec.encode(predictions, response_fmt)
         log.debug("%d rows predicted in %.3f s", len(frame), time.perf_counter() - started)

@@ -96,6 +96,7 @@ def response_format(accept: str | None, request: RequestFormat, default_output: 
         for value, _quality in parse_accept_header(accept):
             media_type, params = parse_options_header(value)
             media_type = media_type.lower()
+            chosen: str | None
             if media_type in ("*/*", ""):
                 chosen = request.media_type
             elif media_type == "text/*":

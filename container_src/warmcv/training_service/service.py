@@ -285,10 +285,10 @@ class TrainingService:
         if name in self.jobs:
             raise ServiceError("ResourceInUse", "Training job names must be unique within an AWS account and region, "
                                                 f"and a training job with this name already exists ({self.arn(name)})")
-        request = copy.deepcopy(dict(request))
-        pool = self._matching_pool(request)
+        owned: dict[str, Any] = copy.deepcopy(dict(request))  # the caller's dict may change after the call
+        pool = self._matching_pool(owned)
         now = self.now()
-        job = TrainingJob(request, self.arn(name), now, self.clock.time(), self.kind_of(request),
+        job = TrainingJob(owned, self.arn(name), now, self.clock.time(), self.kind_of(request),
                           tuning_job_arn=tuning_job_arn, modified=now)
         if pool is None:
             self._check_instance_quota(job)
@@ -467,10 +467,11 @@ class TrainingService:
             raise ServiceError("ValidationException", f"NameContains {contains!r} must match [a-zA-Z0-9\\-]+ "
                                                       "(at most 63 characters)")
         low, high = 0, len(self._order)
-        if request.get("CreationTimeAfter") is not None:
-            low = bisect.bisect_right(self._created_epochs, _epoch_of(request["CreationTimeAfter"]))
-        if request.get("CreationTimeBefore") is not None:
-            high = bisect.bisect_left(self._created_epochs, _epoch_of(request["CreationTimeBefore"]))
+        after, before = _epoch_of(request.get("CreationTimeAfter")), _epoch_of(request.get("CreationTimeBefore"))
+        if after is not None:
+            low = bisect.bisect_right(self._created_epochs, after)
+        if before is not None:
+            high = bisect.bisect_left(self._created_epochs, before)
         modified_after = _epoch_of(request.get("LastModifiedTimeAfter"))
         modified_before = _epoch_of(request.get("LastModifiedTimeBefore"))
         pool_status = request.get("WarmPoolStatusEquals")

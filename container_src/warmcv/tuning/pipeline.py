@@ -151,10 +151,10 @@ class Run:
         except (UserInputError, FoldFailed):
             raise
         except Exception as other:
-            fault = storage_fault(other, self.run_dir)
-            if fault is None:
+            surroundings = storage_fault(other, self.run_dir)
+            if surroundings is None:
                 raise
-            raise StorageError(f"{fault}; {self._how_to_continue()}") from None
+            raise StorageError(f"{surroundings}; {self._how_to_continue()}") from None
 
     def _how_to_continue(self) -> str:
         if os.path.isfile(self.run_dir / SETTINGS_FILE):
@@ -224,8 +224,9 @@ class Run:
                             pruning=s.pruning if s.prune else None)
             startup.finish()  # from here a stop ends the search cleanly (the caller's handler): trials are kept
             outcome = search.run()
-            pool_stats = {"workers": workers, "threads_per_worker": threads, "parallel_trials": parallel,
-                          "worker_processes_started": pool.started_workers, "worker_crashes": pool.crashes}
+            pool_stats: dict[str, Any] = {"workers": workers, "threads_per_worker": threads,
+                                          "parallel_trials": parallel, "worker_processes_started": pool.started_workers,
+                                          "worker_crashes": pool.crashes}
             stack.close()  # the workers' memory is free again before the final fit
             self.timings.values["search_seconds"] = outcome.seconds
             if outcome.stopped:
@@ -343,7 +344,7 @@ class Run:
             path = self.run_dir / PREDICTIONS_FILE
             try:
                 rows = predict_file(TrainedModel.load(model_dir), s.predict, path,
-                                    output=s.predict_output)  # type: ignore[arg-type]
+                                    output=s.predict_output)
             except UserInputError as error:  # e.g. the file to predict was moved or changed during the search
                 raise UserInputError(
                     f"the model is built and registered ({archive}, {group} version "

@@ -155,8 +155,7 @@ def make_plots(study: Any, records: Sequence[Mapping[str, Any]], metric: str, ma
     n_complete = sum(r["state"] == "complete" for r in records)
     result: dict[str, dict[str, Any]] = {}
     if n_complete == 0:
-        reason = "no completed trial"
-        return {name: {"path": None, "skipped": reason}
+        return {name: {"path": None, "skipped": "no completed trial"}
                 for name in ("optimization_history", "fold_spread", "param_importances")}, None
     for name, draw in (("optimization_history", optimization_history), ("fold_spread", fold_spread)):
         path = directory / f"{name}.png"

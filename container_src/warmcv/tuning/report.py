@@ -133,8 +133,8 @@ def summary_table(report: Mapping[str, Any], top: int = 5) -> str:
         lines.append(f"out-of-fold predictions: {oof['rows']} rows of trial #{oof['trial']} -> {oof['path']}")
     importance = report.get("feature_importance")
     if importance:
-        top = ", ".join(f"{f['feature']} {f['gain']['mean']:.4g}" for f in importance["features"][:5])
-        lines.append(f"feature importance (gain, mean over folds): {top}")
+        leading = ", ".join(f"{f['feature']} {f['gain']['mean']:.4g}" for f in importance["features"][:5])
+        lines.append(f"feature importance (gain, mean over folds): {leading}")
     registry = report.get("registry")
     if registry and registry.get("registered"):
         lines.append(f"registered: {registry['group']} version {registry['version']} "

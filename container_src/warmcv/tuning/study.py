@@ -93,7 +93,8 @@ def _create_study_file(path: Path, direction: str) -> None:
     try:
         storage = optuna.storages.RDBStorage(f"sqlite:///{tmp.resolve()}")
         try:
-            optuna.create_study(storage=storage, study_name=STUDY_NAME, direction=direction.lower())
+            optuna.create_study(storage=storage, study_name=STUDY_NAME,
+                                direction=optuna.study.StudyDirection[direction.upper()])
         finally:
             storage.engine.dispose()  # no connection may hold the file while it is renamed
         os.replace(tmp, path)
