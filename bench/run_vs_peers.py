@@ -43,22 +43,10 @@ from __future__ import annotations
 import os
 import sys
 
+import omp_policy  # bench/ is the script's folder, so on sys.path
 
-def _omp_wait_policy(argv: list[str]) -> str:
-    for i, arg in enumerate(argv):
-        if arg.startswith("--omp-wait-policy="):
-            return arg.split("=", 1)[1]
-        if arg == "--omp-wait-policy" and i + 1 < len(argv):
-            return argv[i + 1]
-    return "default"
-
-
-# Must be decided before lightgbm (libgomp) loads, here and in every child (they inherit the environment).
-# "default" leaves libgomp's own behaviour (spin, then sleep), the fair setting for the multi-threaded arms
-# on a quiet machine; on a busy one spinning makes them crawl (see warmcv.openmp), and passive is fair.
-OMP_POLICY = _omp_wait_policy(sys.argv[1:])
-if OMP_POLICY in ("passive", "active"):
-    os.environ["OMP_WAIT_POLICY"] = OMP_POLICY.upper()
+# Decided before lightgbm (libgomp) loads, here and in every child: see bench/omp_policy.py.
+OMP_POLICY = omp_policy.apply(sys.argv[1:])
 
 import argparse
 import json

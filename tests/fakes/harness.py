@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import tarfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +101,22 @@ def ensure_bucket(s3: MotoS3) -> None:
 
 def dump(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, default=str))
+
+
+@contextlib.contextmanager
+def fake_factory(s3_url: str, folder: Path) -> Iterator[Callable[..., FakeSageMaker]]:
+    """Makes FakeSageMakers for one test (each in a folder of its own, fold jobs on FAST_TIMING unless the
+    test says otherwise) and closes every one afterwards."""
+    fakes: list[FakeSageMaker] = []
+
+    def make(**options: Any) -> FakeSageMaker:
+        options.setdefault("child_env", {"WARMCV_SAGEMAKER_TIMING": FAST_TIMING})
+        fake = FakeSageMaker(s3_url, folder / f"fake{len(fakes)}", **options)
+        fakes.append(fake)
+        return fake
+
+    try:
+        yield make
+    finally:
+        for fake in fakes:
+            fake.close()

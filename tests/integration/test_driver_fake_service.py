@@ -17,7 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.harness import BUCKET, FAST_TIMING, driver_request, ensure_bucket, read_json, upload_prepared
+from tests.fakes.harness import (
+    BUCKET,
+    FAST_TIMING,
+    driver_request,
+    ensure_bucket,
+    fake_factory,
+    read_json,
+    upload_prepared,
+)
 from tests.fakes.s3 import MotoS3
 from tests.fakes.sagemaker import FakeSageMaker, Fault
 from warmcv.aws import tags as tag_keys
@@ -45,17 +53,8 @@ def data_uri(s3, prepared_census):
 
 @pytest.fixture
 def make_fake(s3, tmp_path):
-    fakes = []
-
-    def make(**options) -> FakeSageMaker:
-        options.setdefault("child_env", {"WARMCV_SAGEMAKER_TIMING": FAST_TIMING})
-        fake = FakeSageMaker(s3.url, tmp_path / f"fake{len(fakes)}", **options)
-        fakes.append(fake)
-        return fake
-
-    yield make
-    for fake in fakes:
-        fake.close()
+    with fake_factory(s3.url, tmp_path) as make:
+        yield make
 
 
 def fold_creates(fake: FakeSageMaker, run: str) -> collections.Counter:

@@ -18,10 +18,10 @@ import time
 import pytest
 
 from tests.fakes.harness import (
-    FAST_TIMING,
     api_calls,
     coordinator_request,
     ensure_bucket,
+    fake_factory,
     output_uri,
     read_archive_json,
     upload_prepared,
@@ -62,17 +62,8 @@ def data_uri(s3, prepared_census):
 
 @pytest.fixture
 def make_fake(s3, tmp_path):
-    fakes = []
-
-    def make(**options) -> FakeSageMaker:
-        options.setdefault("child_env", {"WARMCV_SAGEMAKER_TIMING": FAST_TIMING})
-        fake = FakeSageMaker(s3.url, tmp_path / f"fake{len(fakes)}", **options)
-        fakes.append(fake)
-        return fake
-
-    yield make
-    for fake in fakes:
-        fake.close()
+    with fake_factory(s3.url, tmp_path) as make:
+        yield make
 
 
 def completed(fake: FakeSageMaker, name: str, timeout: float = 180) -> None:
