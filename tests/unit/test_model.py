@@ -97,3 +97,14 @@ def test_sklearn_parity_for_the_full_fit(data):
     estimator = LGBMClassifier(n_estimators=25, num_leaves=9, n_jobs=1, deterministic=True, seed=0,
                                feature_pre_filter=False, verbose=-1).fit(data.features, data.label)
     np.testing.assert_array_equal(outcome.booster.predict(data.features), estimator.predict_proba(data.features)[:, 1])
+
+
+def test_a_fit_alone_on_small_data_uses_one_thread():
+    """Waking a second passive OpenMP thread at every barrier costs more than it saves on small data
+    (warmcv.model.params.SINGLE_THREAD_CELLS: Adult's final fit 1.27 s on one thread, 4.48 s on two)."""
+    from warmcv.model.params import SINGLE_THREAD_CELLS, default_threads, fit_threads
+
+    assert fit_threads(48_842, 14) == 1
+    assert fit_threads(200_000, 40) == default_threads()
+    assert fit_threads(SINGLE_THREAD_CELLS // 10, 10) == default_threads()
+    assert fit_threads(SINGLE_THREAD_CELLS // 10 - 1, 10) == 1

@@ -32,7 +32,7 @@ from warmcv.data.prepare import prepare
 from warmcv.declarations import SearchSpace, parse_hyperparameters
 from warmcv.errors import FoldFailed, StopRequested, StorageError, UserInputError
 from warmcv.files import check_writable_folder, storage_fault
-from warmcv.model.params import default_threads, training_setup
+from warmcv.model.params import default_threads, fit_threads, training_setup
 from warmcv.settings.run import SETTINGS_FILE, RunSettings
 from warmcv.tuning.best_trial import BestTrialKeeper
 from warmcv.tuning.search import CV_ATTR, HYPERPARAMETERS_ATTR, Search, SearchFailed, SearchOutcome, TrialReport
@@ -291,6 +291,8 @@ class Run:
 
         started = time.monotonic()
         final_hps = final_fit_hyperparameters(trial_hps, summary)
+        if not int(final_hps.get("num_threads") or 0):  # the user's num_threads stands
+            final_hps["num_threads"] = str(fit_threads(manifest.rows, len(manifest.schema.features)))
         self.on_stage(f"best trial #{best.number}: CV {setup.metric.name} {summary.validation_mean:.6f} +/- "
                       f"{summary.validation_std:.6f}; "
                       f"training the final model on all {manifest.rows} rows ({final_hps['num_boost_round']} rounds)")
