@@ -230,8 +230,11 @@ def arm_optuna(data: PreparedData, space: Any, fixed: dict[str, str], trials: in
         trial = study.ask(dists)
         setup = training_setup(parse_hyperparameters({**fixed, **as_hyperparameters(trial.params)}), data.manifest,
                                num_threads=threads)
-        result = lgb.cv(setup.params, dataset, num_boost_round=setup.num_boost_round, folds=folds)
-        value = float(result[f"valid {setup.params['metric']}-mean"][-1])
+        # lightgbm.cv reports only metrics LightGBM evaluates: it gets the objective's metric every round.
+        metric = setup.metric.lightgbm_metric[setup.task]
+        result = lgb.cv({**setup.params, "metric": metric}, dataset, num_boost_round=setup.num_boost_round,
+                        folds=folds)
+        value = float(result[f"valid {metric}-mean"][-1])
         study.tell(trial, value)
         best = value if best is None or (value > best if maximize else value < best) else best
         wall, cpu = meter.now()
