@@ -277,3 +277,29 @@ def test_the_driver_runs_from_a_users_machine_and_resumes_from_its_run_folder(ma
     assert again["best_trial"] == result["best_trial"] and fold_creates(fake, "here-1") == creates
     with pytest.raises(UserInputError, match="holds run 'here-1', not 'here-2'"):
         local_driver.run_here(config, tmp_path / "run", job_name="here-2", clients=clients)
+
+
+def test_the_driver_logs_its_trials_to_mlflow_when_its_environment_names_a_server(make_fake, s3, data_uri, tmp_path):
+    """Like the coordinators (issue 14): a parent run for the driver's run, a nested run per trial, the best
+    trial tagged, the result on the parent (here against an MLflow store in a file; on SageMaker the launcher
+    passes the tracking server's ARN in the job's environment)."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    fake = make_fake(child_env={"WARMCV_SAGEMAKER_TIMING": FAST_TIMING, "MLFLOW_TRACKING_URI": uri,
+                                "MLFLOW_EXPERIMENT_NAME": "driver-runs"})
+    fake.client().create_training_job(**driver_request(
+        "drv-mlflow", data_uri, {"trials": "3", "parallel_trials": "2", "sampler_seed": "1", "search": SEARCH}))
+    completed(fake, "drv-mlflow")
+    result = read_json(s3, f"s3://{BUCKET}/evaluation/drv-mlflow/driver_result.json")
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("driver-runs")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("warmcv.role") == "study"]
+    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(parents) == 1 and len(trials) == 3
+    assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {parents[0].info.run_id}
+    [best] = [r for r in trials if r.data.tags.get("warmcv.best") == "true"]
+    assert best.data.tags["warmcv.trial"] == str(result["best_trial"])
+    parent = client.get_run(parents[0].info.run_id)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["cv_mean"] == pytest.approx(result["cv_mean"])

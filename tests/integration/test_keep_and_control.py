@@ -205,3 +205,25 @@ def test_wine_with_two_trials_gives_a_model_better_than_chance(wine_csv: Path, t
     assert report["search"]["space"]["num_leaves"] == {"low": 4, "high": 17, "scaling": "Logarithmic"}
     for trial in report["trials"]:
         assert trial["params"]["num_leaves"] <= 2 ** trial["params"]["max_depth"]
+
+
+def test_any_lightgbm_parameter_trains_and_a_misspelt_one_is_refused(patients: Path, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    """`--set extra_trees=true` trains with extra trees (the final model's parameters show it, and so do the
+    folds': the best trial's hyperparameters carry it); `--set extra_tress=true` is refused naming extra_trees."""
+    run_dir = tmp_path / "extra"
+    common = ["run", "--data", str(patients / "train.csv"), "--target", "target", "--id-column", "patient_id",
+              "--trials", "2", "--no-progress", "--no-mlflow", "--set", "num_boost_round=20"]
+    assert main([*common, "--out", str(run_dir), "--set", "extra_trees=true", "--set", "cat_l2=5"]) == 0
+    model = TrainedModel.load(run_dir / "model")
+    text = model.booster.model_to_string()
+    assert "[extra_trees: 1]" in text and "[cat_l2: 5]" in text
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["best"]["hyperparameters"]["extra_trees"] == "true"
+    assert all(t["hyperparameters"]["extra_trees"] == "true" for t in report["trials"])
+
+    capsys.readouterr()
+    assert main([*common, "--out", str(tmp_path / "typo"), "--set", "extra_tress=true"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown hyperparameter 'extra_tress' (did you mean 'extra_trees'?)" in err
+    assert not (tmp_path / "typo").exists()  # nothing half-written looks like a run

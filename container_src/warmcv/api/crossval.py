@@ -54,8 +54,9 @@ def cross_validate(data: Any, target: str, *, params: Mapping[str, Any] | None =
 
     `data` is a DataFrame or a CSV/Parquet path. The folds are those `warmcv prepare` makes (stratified
     and shuffled with seed 0 for classes, k-fold for regression, grouped or forward-in-time when asked).
-    `params` override the declared defaults and nothing else (`warmcv hyperparameters` lists them; no
-    early stopping unless `early_stopping_rounds` is given), so the scores equal scikit-learn's
+    `params` override the declared defaults (`warmcv hyperparameters` lists them; no early stopping unless
+    `early_stopping_rounds` is given) and may add any other LightGBM parameter under its name or an alias
+    (checked by LightGBM), and nothing else changes, so the scores equal scikit-learn's
     `cross_val_score` of LGBMClassifier/LGBMRegressor with the same parameters on the same folds.
     Folds train in parallel in warm worker processes (`workers`, default one per core).
     """

@@ -76,11 +76,12 @@ def _search_overrides(search: Mapping[str, SearchRange] | None) -> list[str]:
 
 
 def _fixed_strings(fixed: Mapping[str, Any] | None) -> dict[str, str]:
-    """Python values as the strings a hyperparameters.json would hold (True -> "true")."""
+    """Python values as the strings a hyperparameters.json would hold (True -> "true"), under the declared
+    or LightGBM name (an alias such as num_leaf becomes num_leaves)."""
     from warmcv.declarations import parse_hyperparameters
 
     values = dict(fixed or {})
-    return parse_hyperparameters(values).to_strings(names=values) if values else {}
+    return parse_hyperparameters(values).to_strings() if values else {}
 
 
 def cv_results_frame(records: Sequence[Mapping[str, Any]], searched: Sequence[str]) -> pd.DataFrame:

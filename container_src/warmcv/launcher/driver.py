@@ -91,7 +91,8 @@ def driver_step(config: LauncherConfig, session: Any, prepared: Any, params: Pip
         output_data_config=OutputDataConfig(s3_output_path=config.uri("driver")),
         # Under the execution's own prefix: a retried execution (same id) resumes the same study.
         checkpoint_config=CheckpointConfig(s3_uri=run_uri("checkpoints")),
-        hyperparameters=hyperparameters, base_job_name="warmcv-driver", environment={},
+        hyperparameters=hyperparameters, base_job_name="warmcv-driver",
+        environment=config.coordinator_environment(),
         tags=[Tag(key=tag_keys.ROLE, value=ROLE_DRIVER)],
     )
     trainer.with_metric_definitions(

@@ -30,11 +30,14 @@ class TrainingSetup:
     params: dict[str, Any]  # what lgb.train gets
     num_boost_round: int
     early_stopping_rounds: int
+    # The undeclared LightGBM parameters among `params`. Which of them shape the binned Dataset is LightGBM's
+    # business, so all of them are part of the Dataset's key (trials usually share them: no rebinning).
+    lightgbm_extra: tuple[tuple[str, str], ...] = ()
 
     @property
     def dataset_key(self) -> tuple:
         """Everything that shapes the binned Dataset: equal keys may share one constructed Dataset."""
-        return tuple((name, self.params[name]) for name in (*DATASET_LEVEL, "seed"))
+        return tuple((name, self.params[name]) for name in (*DATASET_LEVEL, "seed")) + self.lightgbm_extra
 
     @property
     def dataset_params(self) -> dict[str, Any]:
@@ -104,6 +107,9 @@ def training_setup(hps: Mapping[str, Any], manifest: Manifest, num_threads: int 
         # 160k x 40 than the col-wise layout its start-up test picked, and that test (~0.1 s a booster) is skipped.
         params["force_row_wise"] = True
     params.update({k: v for k, v in hps.items() if k in LIGHTGBM_PARAMETER_NAMES})
+    extra = dict(getattr(hps, "lightgbm_extra", {}))
+    params.update(extra)
     if task == "multiclass":
         params["num_class"] = manifest.n_classes
-    return TrainingSetup(task, objective, metric, params, hps["num_boost_round"], hps["early_stopping_rounds"])
+    return TrainingSetup(task, objective, metric, params, hps["num_boost_round"], hps["early_stopping_rounds"],
+                         tuple(sorted(extra.items())))

@@ -67,6 +67,8 @@ def run_driver(paths: ContainerPaths, hps: HyperparameterValues, clock: Clock = 
     from warmcv.runners.sagemaker import TIMING_ENV, Timing, region_from_arn
     from warmcv.tuning.checkpoint import StudyCheckpoint
     from warmcv.tuning.driver import (
+        RESULT_FILE,
+        STATISTICS_FILE,
         DriverPlan,
         discover_driver,
         driver_result,
@@ -76,6 +78,7 @@ def run_driver(paths: ContainerPaths, hps: HyperparameterValues, clock: Clock = 
         trial_runners,
     )
     from warmcv.tuning.study import storage_url
+    from warmcv.tuning.tracking import RunTracking
 
     name, arn = job_identity()
     clients = coordinator_clients(region_from_arn(arn), driver=True)
@@ -108,12 +111,18 @@ def run_driver(paths: ContainerPaths, hps: HyperparameterValues, clock: Clock = 
                             max_runtime=job.max_runtime, pruner=pruner,
                             metric=(setup.metric.name, setup.metric.direction))
     study = open_driver_study(storage_url(paths.work_dir), setup.metric.direction, plan)
+    tracking = RunTracking.for_driver(run_name)
     outcome = run_search(plan, manifest, study, runners, on_change=store.save,
-                         on_trial=on_trial_logger(setup.metric.name), pruner=pruner)
+                         on_trial=on_trial_logger(setup.metric.name), pruner=pruner,
+                         observers=[tracking] if tracking else [])
     log.info("search done: %d complete, %d pruned, %d failed, %d checkpoint(s) written", outcome.completed,
              outcome.pruned, outcome.failed, store.saved)
     result, statistics = driver_result(study, run_name, manifest.task)
     publish(paths, api, hps["result_s3_uri"], result, statistics)
+    if tracking is not None:
+        tracking.finish(study.best_trial, {"cv_mean": result["cv_mean"], "cv_std": result["cv_std"]},
+                        {"warmcv.best_trial": result["best_trial"]},
+                        [paths.output_data_dir / RESULT_FILE, paths.output_data_dir / STATISTICS_FILE])
     report(result)
     return result
 

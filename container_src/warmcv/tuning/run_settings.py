@@ -13,6 +13,7 @@ from typing import Any
 
 from warmcv.declarations import TUNING_FIXED, static_hyperparameters
 from warmcv.declarations.search_space import parse_override
+from warmcv.declarations.values import declared_names
 from warmcv.errors import UserInputError
 from warmcv.settings.choices import PRUNE_BY_DEFAULT
 from warmcv.settings.run import PrepareOptions, RunSettings
@@ -43,7 +44,7 @@ def new_run_settings(data: Path | str, target: str, prepare: PrepareOptions, *, 
     """Settings of a new run. `search` holds overrides like "num_leaves=16:128:log"; `fixed` string values;
     `options` the other RunSettings fields (trials, sampler, seed, prune, ...), each validated; `prune`
     left out (or None) is PRUNE_BY_DEFAULT."""
-    user_fixed = dict(fixed or {})
+    user_fixed = declared_names(fixed or {})
     search = list(search)
     if options.get("prune") is None:
         options["prune"] = PRUNE_BY_DEFAULT

@@ -37,6 +37,24 @@ class RunTracking:
         self.failures = 0
 
     @classmethod
+    def for_driver(cls, run_name: str) -> RunTracking | None:
+        """The SageMaker driver's parent run, when its job's environment names a tracking server (the launcher's
+        [mlflow], as for coordinators); None when tracking is off. A restarted driver finds the same parent
+        run by the run's name, so the trials it still has to run join the ones already logged."""
+        import os
+
+        from warmcv.tracking.mlflow import EXPERIMENT_ENV, TRACKING_URI_ENV
+
+        uri = os.environ.get(TRACKING_URI_ENV)
+        if not uri:
+            return None
+        experiment = os.environ.get(EXPERIMENT_ENV) or run_name
+        study = MlflowStudy.shared(uri, experiment, study=run_name, run_name=run_name,
+                                   tags={"warmcv.driver_run": run_name})
+        log.info("MLflow: logging the driver's trials under run %s in experiment %s", study.run_id, experiment)
+        return cls(study)
+
+    @classmethod
     def open(cls, settings: RunSettings, run_dir: Path, experiment: str) -> RunTracking | None:
         """The parent run of this run folder (continued on resume), or None when tracking is off."""
         uri = settings.mlflow_tracking_uri
