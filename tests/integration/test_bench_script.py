@@ -72,3 +72,19 @@ def test_fold_time_compares_before_and_after_on_the_same_configurations(tmp_path
     assert "added after training" in lines and "no validation predictions at all" in lines
     runs = json.loads((tmp_path / "f.json").read_text())["runs"]
     assert sorted(runs) == ["after", "after, all", "before"] and all(len(r[0]) == 4 for r in runs.values())
+
+
+def test_the_pruning_bench_runs_every_arm_and_replays_the_rules(tmp_path: Path) -> None:
+    """`bench/pruning.py --quick` end to end (its Optuna arm once broke when folds stopped evaluating a metric
+    while boosting, and nothing ran it)."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "pruning.py"), "--quick", "--datasets", "classification",
+         "--json", str(tmp_path / "pruning.json"), "--omp-wait-policy", "passive"],
+        capture_output=True, text=True, env=subprocess_env(), timeout=600)
+    assert done.returncode == 0, done.stderr + done.stdout[-3000:]
+    out = done.stdout
+    for text in ("optuna+cv", "warmcv off", "warmcv prune paired-bound", "best-so-far curves",
+                 "must-hold (warmcv prune paired-bound)", "the rules replayed on warmcv off's"):
+        assert text in out, text
+    document = json.loads((tmp_path / "pruning.json").read_text())
+    assert document, "the JSON holds the comparison"
