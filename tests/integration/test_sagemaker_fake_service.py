@@ -210,6 +210,9 @@ def test_many_coordinators_at_once_survive_a_throttling_storm(make_fake, data_ur
     fake.limit_rate("ListTrainingJobs", per_second=2.0)  # below what three test-speed pollers ask
     fake.limit_rate("DescribeTrainingJob", per_second=2.0)
     fake.throttle_next["ListTags"] = 3
+    # The rate limit throttles lists only when the pollers happen to crowd (a loaded machine spaces them out);
+    # these make sure the storm has throttled lists whatever the timing.
+    fake.throttle_next["ListTrainingJobs"] = 3
     names = [f"storm-{i}" for i in range(3)]
     client = fake.client()
     threads = [threading.Thread(target=client.create_training_job,
