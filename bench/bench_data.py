@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import importlib.metadata
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 TARGET = "target"
@@ -100,3 +102,13 @@ def load(name: str, rows: int) -> tuple[pd.DataFrame, str]:
 
 def categorical_count(frame: pd.DataFrame) -> int:
     return int(sum(not pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns if c != TARGET))
+
+
+def fold_indices(data: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A prepared data set's folds as (train, validation) row indices, the form lightgbm.cv takes: every arm
+    of a bench trains on warmcv's own fold assignment."""
+    out = []
+    for fold in range(data.manifest.n_folds):
+        train, valid = data.manifest.fold_masks(data.folds, fold)
+        out.append((np.flatnonzero(train), np.flatnonzero(valid)))
+    return out

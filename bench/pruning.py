@@ -58,6 +58,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO / "container_src") not in sys.path:
     sys.path.insert(0, str(REPO / "container_src"))
 
+import bench_data  # noqa: E402  (bench/ is on sys.path)
 import lightgbm as lgb  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
@@ -206,19 +207,11 @@ def make_frame(name: str, rows: int) -> pd.DataFrame:
     raise SystemExit(f"unknown data set {name!r}: adult or classification")
 
 
-def fold_indices(data: PreparedData) -> list[tuple[np.ndarray, np.ndarray]]:
-    out = []
-    for fold in range(data.manifest.n_folds):
-        train, valid = data.manifest.fold_masks(data.folds, fold)
-        out.append((np.flatnonzero(train), np.flatnonzero(valid)))
-    return out
-
-
 # -- arms --------------------------------------------------------------------------------------------------
 def arm_optuna(data: PreparedData, space: Any, fixed: dict[str, str], trials: int, seed: int, maximize: bool) -> Arm:
     threads = default_threads()
     dists = distributions(space)
-    folds = fold_indices(data)
+    folds = bench_data.fold_indices(data)
     study = optuna.create_study(direction="maximize" if maximize else "minimize",
                                 sampler=optuna.samplers.TPESampler(seed=seed))
     arm = Arm(OPTUNA, note=f"one process, {threads} LightGBM threads")

@@ -110,14 +110,6 @@ def setup_for(hyperparameters: Mapping[str, str], manifest: Any, threads: int):
     return training_setup(parse_hyperparameters(dict(hyperparameters)), manifest, num_threads=threads)
 
 
-def fold_indices(data: Any) -> list[tuple[np.ndarray, np.ndarray]]:
-    out = []
-    for fold in range(data.manifest.n_folds):
-        train, valid = data.manifest.fold_masks(data.folds, fold)
-        out.append((np.flatnonzero(train), np.flatnonzero(valid)))
-    return out
-
-
 class LightgbmCv:
     """lightgbm.cv on the prepared folds, as an Optuna or FLAML user writes it: one Dataset binned on the
     whole data, every fold trained with `threads` threads, the score the folds' mean at the last round (or
@@ -127,7 +119,7 @@ class LightgbmCv:
         import lightgbm as lgb
 
         self.data, self.fixed, self.threads = data, dict(fixed), threads
-        self.folds = fold_indices(data)
+        self.folds = bench_data.fold_indices(data)
         base = setup_for(fixed, data.manifest, threads)
         self.dataset = lgb.Dataset(data.features, label=data.label, params=base.dataset_params, free_raw_data=False)
 

@@ -120,3 +120,14 @@ def fake_factory(s3_url: str, folder: Path) -> Iterator[Callable[..., FakeSageMa
     finally:
         for fake in fakes:
             fake.close()
+
+
+@contextlib.contextmanager
+def s3_with_bucket() -> Iterator[MotoS3]:
+    """A moto S3 server on 127.0.0.1 with the tests' bucket, closed afterwards."""
+    server = MotoS3()
+    ensure_bucket(server)
+    try:
+        yield server
+    finally:
+        server.close()

@@ -21,12 +21,11 @@ from tests.fakes.harness import (
     BUCKET,
     FAST_TIMING,
     driver_request,
-    ensure_bucket,
     fake_factory,
     read_json,
+    s3_with_bucket,
     upload_prepared,
 )
-from tests.fakes.s3 import MotoS3
 from tests.fakes.sagemaker import FakeSageMaker, Fault
 from warmcv.aws import tags as tag_keys
 from warmcv.declarations import TUNING_SEARCHED
@@ -40,10 +39,8 @@ SEARCH = "learning_rate=0.05:0.3:log;num_leaves=8:64:log"
 
 @pytest.fixture(scope="module")
 def s3():
-    server = MotoS3()
-    ensure_bucket(server)
-    yield server
-    server.close()
+    with s3_with_bucket() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,12 @@ import pytest
 from tests.fakes.harness import (
     api_calls,
     coordinator_request,
-    ensure_bucket,
     fake_factory,
     output_uri,
     read_archive_json,
+    s3_with_bucket,
     upload_prepared,
 )
-from tests.fakes.s3 import MotoS3
 from tests.fakes.sagemaker import FakeSageMaker, Fault
 from warmcv.aws import tags as tag_keys
 
@@ -49,10 +48,8 @@ def not_fold(fold: int):
 
 @pytest.fixture(scope="module")
 def s3():
-    server = MotoS3()
-    ensure_bucket(server)
-    yield server
-    server.close()
+    with s3_with_bucket() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
