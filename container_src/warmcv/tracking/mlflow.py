@@ -51,6 +51,7 @@ BEST_TAG = "warmcv.best"
 ERROR_TAG = "warmcv.error"
 CONSTANT_TAG = "warmcv.constant_model"
 PRUNED_TAG = "warmcv.pruned"
+SHARED_SETTLE_SECONDS = 1.0  # see MlflowStudy.shared
 # MLflow's limits (mlflow.utils.validation): a parameter value, a tag value.
 MAX_PARAM_CHARS = 6000
 MAX_TAG_CHARS = 8000
@@ -210,6 +211,12 @@ class MlflowStudy:
         mine = client.create_run(experiment_id, run_name=run_name,
                                  tags={ROLE_TAG: "study", STUDY_TAG: study,
                                        **{k: _text(v, MAX_TAG_CHARS) for k, v in tags.items()}})
+        # Look again only once every create that began before ours is visible: a writer that looked at once
+        # could find only its own run while an older one was still being stored, keep it, and the study ended
+        # with two parents (seen once in 4 concurrent writers against a local mlflow server). The wait is an
+        # assumption (a create is stored within SHARED_SETTLE_SECONDS); it is paid once per study, by the
+        # writers that found no parent.
+        time.sleep(SHARED_SETTLE_SECONDS)
         winner = _oldest(client.search_runs([experiment_id], query, order_by=["attributes.start_time ASC"],
                                             max_results=50) or [mine])
         if winner.info.run_id != mine.info.run_id:
